@@ -8,8 +8,12 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.harness import Pool
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,13 @@ def readonly_dir(tmp_path: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def pool(cli: CliEnv) -> Iterator[Pool]:
+    """An initialised pool with two experts and the fake claude; cleaned up strictly."""
+    from tests.harness import cleanup, make_pool  # noqa: PLC0415  # harness imports the package
+
+    made = make_pool(cli)
+    yield made
+    cleanup(made)

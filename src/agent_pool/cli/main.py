@@ -32,11 +32,21 @@ def cli(ctx: click.Context, pool_option: Path | None) -> None:
 
 
 def _register_commands() -> None:
-    from agent_pool.cli import doctor_cmd, init_cmd, submit_cmd
+    from agent_pool.cli import daemon_cmds, doctor_cmd, init_cmd, submit_cmd, task_cmds
 
-    cli.add_command(init_cmd.init)
-    cli.add_command(submit_cmd.submit)
-    cli.add_command(doctor_cmd.doctor)
+    for command in (
+        init_cmd.init,
+        daemon_cmds.start,
+        daemon_cmds.stop,
+        daemon_cmds.status,
+        submit_cmd.submit,
+        task_cmds.tasks,
+        task_cmds.task,
+        task_cmds.cancel,
+        task_cmds.retry,
+        doctor_cmd.doctor,
+    ):
+        cli.add_command(command)
 
 
 _register_commands()

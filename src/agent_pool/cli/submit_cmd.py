@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from agent_pool.cli.context import CliContext
-from agent_pool.errors import MailError, UsageError
+from agent_pool.errors import AgentPoolError, MailError, UsageError
 
 
 @click.command()
@@ -34,6 +35,7 @@ from agent_pool.errors import MailError, UsageError
 @click.option(
     "-f", "--file", "body_file", type=click.Path(path_type=Path, dir_okay=False), default=None
 )
+@click.option("--wait", is_flag=True, help="Wait for the task to end; print its result.")
 @click.argument("body", required=False)
 @click.pass_obj
 def submit(
@@ -46,6 +48,7 @@ def submit(
     priority: str,
     contracts: tuple[str, ...],
     body_file: Path | None,
+    wait: bool,
     body: str | None,
 ) -> None:
     """Submit a task or question (BODY, -f FILE, or - for stdin). Prints the message id.
@@ -86,8 +89,32 @@ def submit(
     limit = obj.config.mail.max_bytes
     if size > limit:
         raise UsageError(f"message is {size} bytes, over the limit of {limit} ([mail] max_bytes)")
+    if wait:
+        from agent_pool.control.client import request
+
+        request(obj.layout.socket_path, "ping")  # fail before posting if no daemon runs
     post_message(obj.layout.postoffice, message)
     click.echo(message.id)
+    if wait:
+        _wait_for(obj, message.id)
+
+
+def _wait_for(obj: CliContext, task_id: str) -> None:
+    """Poll the board (read-only) until the task ends; its result is printed."""
+    from agent_pool.board import TERMINAL, TaskStatus
+    from agent_pool.cli.task_cmds import open_board
+
+    while True:
+        with open_board(obj) as board:
+            record = board.get(task_id) if board else None
+        if record is not None and record.status in TERMINAL:
+            break
+        time.sleep(0.1)
+    if record.result:
+        click.echo(record.result)
+    if record.status is not TaskStatus.COMPLETED:
+        reason = record.failure_reason or "no reason recorded"
+        raise AgentPoolError(f"task {task_id} {record.status}: {reason}")
 
 
 def _read_body(body: str | None, body_file: Path | None) -> str:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from agent_pool.errors import UnknownRecipientError
 from agent_pool.names import RESERVED_NAMES, ROLE_NAMES, is_valid_name
@@ -74,3 +75,13 @@ def scan_registry(
     local = expert_folders(layout) | set(declared_experts)
     # A local expert of the same name shadows a shared one: the pool's own folder wins.
     return PoolRegistry(experts=frozenset(local), shared_experts=frozenset(shared_experts) - local)
+
+
+def agent_folder(layout: PoolLayout, registry: PoolRegistry, name: str) -> Path:
+    """The pool-side folder of an agent: role folder, expert folder, or shared overlay."""
+    kind = registry.resolve(name)
+    if kind is AgentKind.ROLE:
+        return layout.role_dir(name)
+    if kind is AgentKind.SHARED_EXPERT:
+        return layout.shared_overlay(name)
+    return layout.expert_dir(name)

@@ -1,0 +1,1 @@
+"""The control socket: a private unix socket speaking JSON lines."""

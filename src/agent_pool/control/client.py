@@ -1,0 +1,59 @@
+"""The CLI side of the control socket: small, synchronous and fast to import."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+from agent_pool.control import protocol
+from agent_pool.errors import AgentPoolError
+
+
+class DaemonNotRunningError(AgentPoolError):
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"the daemon is not running (no answer on {path}); start it with `agent-pool start`"
+        )
+
+
+class ControlError(AgentPoolError):
+    """The daemon answered with an error."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.exit_code = code
+
+
+def request(path: Path, op: str, timeout: float = 10.0, **args: Any) -> Any:
+    """Send one request and return its data, raising the daemon's error as ours."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise DaemonNotRunningError(path) from exc
+        except OSError as exc:
+            raise AgentPoolError(f"cannot reach the daemon on {path}: {exc.strerror}") from exc
+        sock.sendall(protocol.encode({"op": op, **args}))
+        buffer = bytearray()
+        while not buffer.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AgentPoolError(f"the daemon closed the connection during {op!r}")
+            buffer += chunk
+            if len(buffer) > protocol.MAX_FRAME:
+                raise AgentPoolError("the daemon's answer is too large")
+    except TimeoutError as exc:
+        raise AgentPoolError(f"the daemon did not answer {op!r} within {timeout:g} s") from exc
+    except (ConnectionResetError, BrokenPipeError) as exc:
+        # Right after a daemon dies, a process it was forking can hold its listening
+        # socket for an instant: the connection is accepted, then reset. Nobody answers.
+        raise DaemonNotRunningError(path) from exc
+    finally:
+        sock.close()
+    frame = protocol.decode(bytes(buffer))
+    if not frame.get("ok"):
+        raise ControlError(str(frame.get("error", "unknown error")), int(frame.get("code", 1)))
+    return frame.get("data")

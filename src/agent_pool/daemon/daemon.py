@@ -1,0 +1,352 @@
+"""The daemon: startup → main loop → shutdown.
+
+One asyncio loop does everything that changes state (routing, scheduling, recording
+session ends), so the board has a single writer and no locks are needed. Other threads
+(the file watcher) only set a flag and wake the loop. Signal handlers only set
+`should_exit` (and `force_exit` on the second signal), as in uvicorn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any
+
+from agent_pool.board import CancelOutcome, SessionResult, TaskBoard, TaskStatus
+from agent_pool.config import PoolConfig, load_config
+from agent_pool.control.server import ControlServer
+from agent_pool.daemon.events import EventLog
+from agent_pool.daemon.lock import DaemonLock
+from agent_pool.daemon.postoffice import SETTLE_SECONDS, PostOffice, count_dead_letters
+from agent_pool.daemon.supervisor import Supervisor, find_orphan
+from agent_pool.daemon.watcher import MailWatcher
+from agent_pool.errors import AgentPoolError, UsageError
+from agent_pool.pool.layout import HomeLayout, PoolLayout
+from agent_pool.pool.registry import PoolRegistry, agent_folder, scan_registry
+from agent_pool.session.outcome import ResultEvent, judge
+from agent_pool.session.process import ProcessIdentity, is_alive
+from agent_pool.session.stream import read_result_event
+
+# When the watcher is dead, scan this often instead of waiting for the reconcile period.
+FALLBACK_POLL = 1.0
+
+
+class Daemon:
+    def __init__(
+        self,
+        layout: PoolLayout,
+        home: HomeLayout,
+        environ: Mapping[str, str],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.layout = layout
+        self.home = home
+        self.environ = dict(environ)
+        self.clock = clock
+        self.config: PoolConfig = load_config(layout, home, self.environ)
+        self.should_exit = False
+        self.force_exit = False
+        self.started = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._force = asyncio.Event()
+        self._mail_hint = True
+        self._next_reconcile = 0.0
+        self._lock = DaemonLock(layout.lock_file)
+        self._registry: PoolRegistry | None = None
+        self._background: set[asyncio.Future[Any]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._lock.acquire()
+        try:
+            await self.startup()
+            try:
+                await self.main_loop()
+            finally:
+                await self.shutdown()
+        finally:
+            self._lock.release()
+
+    async def startup(self) -> None:
+        layout = self.layout
+        for folder in (layout.postoffice, layout.dead_letter, layout.runtime_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        # Scratch folders of sessions that a crash left behind.
+        shutil.rmtree(layout.sessions_dir, ignore_errors=True)
+        layout.sessions_dir.mkdir(mode=0o700)
+        self.events = EventLog(layout.daemon_log, max_bytes=self.config.daemon.log_max_bytes)
+        self.board = TaskBoard.open(layout.board_db)
+        self.supervisor = Supervisor(
+            layout,
+            self.board,
+            self.events,
+            config=lambda: self.config,
+            folder_of=self._folder_of,
+            environ=self.environ,
+            clock=self.clock,
+            on_change=self._wake.set,
+        )
+        self.postoffice = PostOffice(
+            layout,
+            self.board,
+            inbox_of=lambda name: self._folder_of(name) / "inbox",
+            max_bytes=self.config.mail.max_bytes,
+            emit=self.events.emit,
+        )
+        self._reconcile_sessions()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        self.control = ControlServer(layout.socket_path, self._handle)
+        await self.control.start()
+
+        def hint_from_thread() -> None:
+            loop.call_soon_threadsafe(self._hint)
+
+        self.watcher = MailWatcher(layout.postoffice, hint_from_thread)
+        self.watcher.start()
+        self.events.emit("daemon.started", self.clock(), pid=os.getpid(), pool=self.config.name)
+        self.started.set()
+
+    async def main_loop(self) -> None:
+        while not self.should_exit:
+            self._wake.clear()
+            now = self.clock()
+            if self._mail_hint or now >= self._next_reconcile:
+                self._route(now)
+            await self._schedule()
+            if self.should_exit:
+                break
+            timeout = self._sleep_time(self.clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def shutdown(self) -> None:
+        now = self.clock()
+        self.events.emit("daemon.draining", now, running=len(self.supervisor.running))
+        grace = 0.0 if self.force_exit else self.config.daemon.drain_grace.total_seconds()
+        if self.supervisor.running and grace > 0:
+            drained = asyncio.create_task(self.supervisor.wait_all(grace))
+            forced = asyncio.create_task(self._force.wait())
+            await asyncio.wait({drained, forced}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (drained, forced):
+                task.cancel()
+        await self.supervisor.interrupt_all()
+        self.watcher.stop()
+        await self.control.close()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        self.events.emit("daemon.stopped", self.clock())
+        self.board.close()
+        self.events.close()
+
+    def request_stop(self, *, now: bool = False) -> None:
+        if self.should_exit or now:
+            self.force_exit = True
+            self._force.set()
+        self.should_exit = True
+        self._wake.set()
+
+    # -- routing and scheduling ----------------------------------------------------
+
+    def _hint(self) -> None:
+        self._mail_hint = True
+        self._wake.set()
+
+    def _route(self, now: float) -> None:
+        self._mail_hint = False
+        self._next_reconcile = now + self.config.daemon.reconcile_interval.total_seconds()
+        self._registry = self._scan_registry()
+        report = self.postoffice.route_all(self._registry, now)
+        if report.deferred:
+            self._next_reconcile = min(self._next_reconcile, now + SETTLE_SECONDS)
+        for message, path in report.cancels:
+            try:
+                outcome = self._cancel_on_board(message.cancels or "", source=message.id)
+            except AgentPoolError as exc:
+                self.postoffice.dead_letter(path, exc.message, now, report, message.id)
+                continue
+            path.unlink(missing_ok=True)
+            if outcome.previous is TaskStatus.ACTIVE:
+                self._spawn_background(self.supervisor.cancel(message.cancels or ""))
+
+    async def _schedule(self) -> None:
+        if self.should_exit:
+            return
+        registry = self._registry or self._scan_registry()
+        busy = self.supervisor.busy_agents()
+        room = self.config.defaults.max_concurrent - len(self.supervisor.running)
+        if room <= 0:
+            return
+        idle = [name for name in registry.names() if name not in busy]
+        for task in self.board.next_ready(idle, self.clock(), room):
+            await self.supervisor.spawn(task)
+
+    def _sleep_time(self, now: float) -> float:
+        deadline = self._next_reconcile
+        if not self.watcher.alive:
+            deadline = min(deadline, now + FALLBACK_POLL)
+        retry_at = self.board.next_wakeup(now)
+        if retry_at is not None:
+            deadline = min(deadline, retry_at)
+        return max(0.0, deadline - now)
+
+    def _scan_registry(self) -> PoolRegistry:
+        return scan_registry(
+            self.layout,
+            declared_experts=self.config.experts.keys(),
+            shared_experts=self.config.shared.include,
+        )
+
+    def _folder_of(self, name: str) -> Path:
+        registry = self._registry or self._scan_registry()
+        return agent_folder(self.layout, registry, name)
+
+    # -- crash recovery ------------------------------------------------------------
+
+    def _reconcile_sessions(self) -> None:
+        """Account for every task an earlier daemon left active.
+
+        A session still running is adopted rather than killed: it costs money, its log
+        is intact, and the result it reaches is as good as a fresh one. A session that
+        ended while no daemon watched is judged from its log; one that left no result
+        was interrupted and goes back to the queue without counting as a failure.
+        """
+        for task in self.board.active_tasks():
+            now = self.clock()
+            identity = None
+            if task.pid is not None and task.pgid is not None and task.proc_start_time is not None:
+                identity = ProcessIdentity(task.pid, task.pgid, task.proc_start_time)
+                if not is_alive(identity):
+                    identity = None
+            else:
+                identity = find_orphan(task.id, self.layout.root)
+                if identity is not None:
+                    self.board.record_process(
+                        task.id, identity.pid, identity.pgid, identity.start_time
+                    )
+            if identity is not None:
+                self.supervisor.adopt(task, identity)
+                continue
+            event = read_result_event(Path(task.log_path)) if task.log_path else None
+            if event is None:
+                self.board.requeue_interrupted(task.id, now)
+                self.events.emit("task.requeued", now, id=task.id, reason="interrupted by a crash")
+                continue
+            parsed = ResultEvent.from_event(event)
+            verdict = judge(None, parsed)
+            defaults = self.config.defaults
+            self.board.finish(
+                task.id,
+                SessionResult(
+                    success=verdict.success,
+                    exit_code=None,
+                    reason=verdict.reason,
+                    result_text=parsed.result,
+                    cost_usd=parsed.total_cost_usd,
+                    input_tokens=parsed.input_tokens,
+                    output_tokens=parsed.output_tokens,
+                    num_turns=parsed.num_turns,
+                    duration_ms=parsed.duration_ms,
+                ),
+                now,
+                max_attempts=defaults.max_attempts,
+                backoff_base=defaults.retry_backoff.total_seconds(),
+            )
+            self.events.emit("task.recovered", now, id=task.id, success=verdict.success)
+
+    # -- control -------------------------------------------------------------------
+
+    async def _handle(self, op: str, args: dict[str, Any]) -> Any:
+        if op == "ping":
+            return {"pid": os.getpid()}
+        if op == "status":
+            return self.status()
+        if op == "stop":
+            self.request_stop(now=bool(args.get("now")))
+            return {"pid": os.getpid(), "state": "draining"}
+        task_id = args.get("id")
+        if not isinstance(task_id, str):
+            raise UsageError(f"{op} needs an 'id' string")
+        if op == "cancel":
+            return await self.cancel_task(task_id, source="control")
+        record = self.board.retry(task_id, self.clock())
+        self.events.emit("task.retried", self.clock(), id=task_id, by="control")
+        self._wake.set()
+        return record.to_json()
+
+    async def cancel_task(self, task_id: str, *, source: str) -> dict[str, Any]:
+        outcome = self._cancel_on_board(task_id, source=source)
+        if outcome.previous is TaskStatus.ACTIVE:
+            await self.supervisor.cancel(task_id)
+        return {"id": task_id, "previous": str(outcome.previous), "cascaded": outcome.cascaded}
+
+    def _cancel_on_board(self, task_id: str, *, source: str) -> CancelOutcome:
+        """Cancel on the board at once, so nothing can start it; the caller stops a session."""
+        now = self.clock()
+        outcome = self.board.cancel(task_id, now)
+        self.events.emit("task.cancelled", now, id=task_id, by=source, cascaded=outcome.cascaded)
+        self._wake.set()
+        return outcome
+
+    def _spawn_background(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Future[Any]) -> None:
+        self._background.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            self.events.emit("daemon.error", self.clock(), error=str(error))
+
+    def status(self) -> dict[str, Any]:
+        registry = self._registry or self._scan_registry()
+        queued = self.board.queued_by_recipient()
+        running = {entry.task.to: task_id for task_id, entry in self.supervisor.running.items()}
+        experts = [
+            {
+                "name": name,
+                "kind": str(registry.resolve(name)),
+                "state": "busy" if name in running else "idle",
+                "queued": queued.get(name, 0),
+                "current_task": running.get(name),
+            }
+            for name in registry.names()
+        ]
+        counts = self.board.counts()
+        blocked = [
+            {"id": task.id, "to": task.to, "waits_on": dict(self.board.waits_on(task.id))}
+            for task in self.board.list_tasks(status=TaskStatus.BLOCKED, limit=50)
+        ]
+        return {
+            "pool": self.config.name,
+            "pid": os.getpid(),
+            "state": "draining" if self.should_exit else "running",
+            "experts": experts,
+            "tasks": {str(status): count for status, count in counts.items()},
+            "blocked": blocked,
+            "needs_attention": [
+                {
+                    "id": task.id,
+                    "to": task.to,
+                    "status": str(task.status),
+                    "reason": task.failure_reason,
+                }
+                for task in self.board.needs_attention()
+            ],
+            "approvals": [],
+            "dead_letters": count_dead_letters(self.layout),
+            "cost_usd": round(self.board.total_cost(), 6),
+        }

@@ -1,0 +1,284 @@
+"""Running tasks as sessions: spawn, supervise to the end, judge, and record on the board.
+
+Every spawn is recorded before the process starts (the task turns active with its log
+path), then the process identity right after. Whatever happens to the daemon, the
+board and the session log say enough for the next start-up to adopt the session or
+account for it (see `reconcile`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent_pool.board import SessionResult, TaskBoard, TaskRecord, TaskStatus
+from agent_pool.config import PoolConfig
+from agent_pool.daemon.events import EventLog
+from agent_pool.daemon.prompt import build_prompt
+from agent_pool.errors import AgentPoolError
+from agent_pool.names import ROLE_NAMES
+from agent_pool.pool.layout import PoolLayout
+from agent_pool.session.argv import build_argv
+from agent_pool.session.outcome import ResultEvent, judge
+from agent_pool.session.process import ProcessIdentity, find_by_env, identify, is_alive
+from agent_pool.session.runner import ProcessRunner, RunningSession, SessionSpec
+from agent_pool.session.stream import read_result_event
+
+# Between SIGTERM and SIGKILL when a session must stop (cancel, timeout, drain).
+KILL_GRACE = 3.0
+BACKOFF_CAP = 3600.0
+
+
+@dataclass
+class Running:
+    task: TaskRecord
+    session: RunningSession | None = None
+    watcher: asyncio.Task[None] | None = None
+    log_path: Path = field(default_factory=Path)
+    # Why the daemon is stopping it, if it is: decides how the end is recorded.
+    stop_reason: str | None = None
+    cancelled: bool = False
+    interrupted: bool = False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        layout: PoolLayout,
+        board: TaskBoard,
+        events: EventLog,
+        *,
+        config: Callable[[], PoolConfig],
+        folder_of: Callable[[str], Path],
+        environ: Mapping[str, str],
+        clock: Callable[[], float],
+        on_change: Callable[[], None],
+        runner: ProcessRunner | None = None,
+    ) -> None:
+        self._layout = layout
+        self._board = board
+        self._events = events
+        self._config = config
+        self._folder_of = folder_of
+        self._environ = dict(environ)
+        self._clock = clock
+        self._on_change = on_change
+        self._runner = runner or ProcessRunner()
+        self.running: dict[str, Running] = {}
+
+    def busy_agents(self) -> set[str]:
+        return {entry.task.to for entry in self.running.values()}
+
+    # -- starting ------------------------------------------------------------------
+
+    async def spawn(self, task: TaskRecord) -> None:
+        config = self._config()
+        folder = self._folder_of(task.to)
+        logs = folder / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{task.id}.jsonl"
+        _keep_previous_attempt(log_path, task.attempts)
+        now = self._clock()
+        active = self._board.mark_active(task.id, now, str(log_path))
+        entry = Running(task=active, log_path=log_path)
+        self.running[task.id] = entry
+        self._events.emit("task.started", now, id=task.id, to=task.to, attempt=active.attempts)
+        settings = config.settings_for(task.to)
+        spec = SessionSpec(
+            task_id=task.id,
+            argv=build_argv(config.runner.claude_bin, settings),
+            cwd=config.project_dir,
+            env=self._session_env(task, config),
+            stdin=build_prompt(active, folder).encode("utf-8"),
+            log_path=log_path,
+            stderr_path=logs / f"{task.id}.stderr.log",
+        )
+        try:
+            session = await self._runner.start(spec)
+        except (AgentPoolError, OSError) as exc:
+            self._record_end(
+                entry,
+                SessionResult(
+                    success=False,
+                    exit_code=None,
+                    reason=str(exc),
+                    result_text=None,
+                    cost_usd=0.0,
+                    input_tokens=0,
+                    output_tokens=0,
+                    num_turns=0,
+                    duration_ms=0,
+                ),
+            )
+            return
+        entry.session = session
+        identity = session.identity
+        self._board.record_process(task.id, identity.pid, identity.pgid, identity.start_time)
+        timeout = settings.timeout.total_seconds() if settings.timeout else None
+        entry.watcher = asyncio.create_task(self._supervise(entry, timeout))
+
+    def adopt(self, task: TaskRecord, identity: ProcessIdentity) -> None:
+        """Follow a session started by an earlier daemon (it kept running while we were down)."""
+        entry = Running(task=task, log_path=Path(task.log_path or ""))
+        entry.session = self._runner.adopt(identity)
+        self.running[task.id] = entry
+        self._events.emit("task.adopted", self._clock(), id=task.id, to=task.to, pid=identity.pid)
+        timeout = self._config().settings_for(task.to).timeout
+        entry.watcher = asyncio.create_task(
+            self._supervise(entry, timeout.total_seconds() if timeout else None)
+        )
+
+    def _session_env(self, task: TaskRecord, config: PoolConfig) -> dict[str, str]:
+        env = dict(self._environ)
+        env.update(config.runner.env)
+        env.update(
+            AGENT_POOL_DIR=str(self._layout.root),
+            AGENT_POOL_EXPERT=task.to,
+            AGENT_POOL_TASK_ID=task.id,
+            AGENT_POOL_ROLE=task.to if task.to in ROLE_NAMES else "expert",
+        )
+        return env
+
+    # -- watching ------------------------------------------------------------------
+
+    async def _supervise(self, entry: Running, timeout: float | None) -> None:
+        session = entry.session
+        if session is None:
+            return
+        try:
+            exit_code = await asyncio.wait_for(session.wait(), timeout)
+        except TimeoutError:
+            entry.stop_reason = f"timed out after {timeout:g} s"
+            await session.stop(KILL_GRACE)
+            exit_code = await session.wait()
+        else:
+            # Whatever the session left running in its group (a dev server, a watcher)
+            # must not outlive it: nothing of a finished session stays behind.
+            await session.stop(KILL_GRACE)
+        result_event = read_result_event(entry.log_path) if entry.log_path.name else None
+        parsed = ResultEvent.from_event(result_event) if result_event else None
+        verdict = judge(exit_code, parsed, stop_reason=entry.stop_reason)
+        self._record_end(
+            entry,
+            SessionResult(
+                success=verdict.success,
+                exit_code=exit_code,
+                reason=verdict.reason,
+                result_text=parsed.result if parsed else None,
+                cost_usd=parsed.total_cost_usd if parsed else 0.0,
+                input_tokens=parsed.input_tokens if parsed else 0,
+                output_tokens=parsed.output_tokens if parsed else 0,
+                num_turns=parsed.num_turns if parsed else 0,
+                duration_ms=parsed.duration_ms if parsed else 0,
+            ),
+        )
+
+    def _record_end(self, entry: Running, result: SessionResult) -> None:
+        task = entry.task
+        self.running.pop(task.id, None)
+        now = self._clock()
+        if entry.cancelled:
+            self._events.emit("session.stopped", now, id=task.id, reason="cancelled")
+        elif entry.interrupted:
+            self._board.requeue_interrupted(task.id, now)
+            self._events.emit("task.requeued", now, id=task.id, reason="daemon stopping")
+        else:
+            defaults = self._config().defaults
+            outcome = self._board.finish(
+                task.id,
+                result,
+                now,
+                max_attempts=defaults.max_attempts,
+                backoff_base=defaults.retry_backoff.total_seconds(),
+                backoff_cap=BACKOFF_CAP,
+            )
+            record = outcome.record
+            if record.status is TaskStatus.COMPLETED:
+                self._events.emit("task.completed", now, id=task.id, cost_usd=result.cost_usd)
+            elif record.status is TaskStatus.PENDING:
+                self._events.emit(
+                    "task.retry",
+                    now,
+                    id=task.id,
+                    reason=result.reason,
+                    attempt=record.attempts,
+                    ready_at=record.ready_at,
+                )
+            else:
+                self._events.emit(
+                    "task.failed",
+                    now,
+                    id=task.id,
+                    reason=result.reason,
+                    needs_attention=record.needs_attention,
+                )
+            for unblocked in outcome.unblocked:
+                self._events.emit("task.unblocked", now, id=unblocked, cause=task.id)
+            for cascaded in outcome.cascaded:
+                self._events.emit(
+                    "task.failed", now, id=cascaded, reason=f"dependency {task.id} failed"
+                )
+        self._on_change()
+
+    # -- stopping ------------------------------------------------------------------
+
+    async def cancel(self, task_id: str) -> None:
+        entry = self.running.get(task_id)
+        if entry is None:
+            return
+        entry.cancelled = True
+        entry.stop_reason = "cancelled"
+        await self._stop(entry)
+
+    async def interrupt_all(self) -> None:
+        """Stop every session for a shutdown; their tasks go back to pending, not failed."""
+        entries = list(self.running.values())
+        for entry in entries:
+            entry.interrupted = True
+            entry.stop_reason = "daemon stopping"
+        await asyncio.gather(*(self._stop(entry) for entry in entries))
+
+    async def wait_all(self, timeout: float) -> bool:
+        """Wait for running sessions to end on their own; True if all did in time."""
+        watchers = [entry.watcher for entry in self.running.values() if entry.watcher]
+        if not watchers:
+            return not self.running
+        _, pending = await asyncio.wait(watchers, timeout=timeout if timeout > 0 else None)
+        return not pending and not self.running
+
+    async def _stop(self, entry: Running) -> None:
+        if entry.session is not None:
+            await entry.session.stop(KILL_GRACE)
+        if entry.watcher is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(entry.watcher), KILL_GRACE + 5)
+
+
+def _keep_previous_attempt(log_path: Path, attempts_so_far: int) -> None:
+    """Move an earlier attempt's log aside so `<task>.jsonl` is always the latest attempt.
+
+    Otherwise a crashed retry could be judged by the previous attempt's result event.
+    """
+    if log_path.exists():
+        aside = log_path.with_name(f"{log_path.stem}.attempt-{max(attempts_so_far, 1)}.jsonl")
+        log_path.replace(aside)
+
+
+def find_orphan(task_id: str, pool_dir: Path) -> ProcessIdentity | None:
+    """A live session of `task_id` in this pool that no board entry recorded.
+
+    Happens when the daemon died between spawning a process and recording its pid.
+    """
+    ours = set(find_by_env("AGENT_POOL_DIR", str(pool_dir)))
+    for pid in find_by_env("AGENT_POOL_TASK_ID", task_id):
+        if pid in ours:
+            identity = identify(pid)
+            if identity is not None:
+                return identity
+    return None
+
+
+__all__ = ["Running", "Supervisor", "find_orphan", "is_alive"]

@@ -1,0 +1,199 @@
+"""A real daemon in a child process, driven the way a user drives it.
+
+Tests synchronise on the board (read-only) and the control socket with deadlines;
+nothing sleeps and hopes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+from agent_pool.board import TaskBoard, TaskRecord
+from agent_pool.control.client import DaemonNotRunningError, request
+from agent_pool.mail import Message, MessageType, new_message_id, post_message
+from agent_pool.pool.layout import PoolLayout
+from agent_pool.session.process import find_by_env
+from agent_pool.testing.fake_claude import fake_claude_command
+from tests.conftest import CliEnv
+
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T | None], timeout: float = 20.0, what: str = "") -> T:
+    """Poll `predicate` until it returns something truthy, or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(0.01)
+
+
+@dataclass
+class Pool:
+    """An initialised pool, its CLI, a fake claude, and (when started) its daemon."""
+
+    cli: CliEnv
+    layout: PoolLayout
+    record_file: Path
+    daemon: subprocess.Popen[bytes] | None = None
+    output: list[Path] = field(default_factory=list)
+
+    # -- configuration -------------------------------------------------------------
+
+    def configure(self, text: str) -> None:
+        self.layout.pool_toml.write_text(text, encoding="utf-8")
+
+    # -- daemon --------------------------------------------------------------------
+
+    def start(self, timeout: float = 20.0) -> int:
+        log = self.layout.root.parent / f"daemon-{len(self.output)}.out"
+        self.output.append(log)
+        with log.open("wb") as handle:
+            self.daemon = subprocess.Popen(
+                [sys.executable, "-m", "agent_pool", "start"],
+                cwd=self.cli.cwd,
+                env=self.cli.env,
+                stdin=subprocess.DEVNULL,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+            )
+        daemon = self.daemon
+
+        def answered() -> int | None:
+            if daemon.poll() is not None:
+                raise AssertionError(f"daemon exited early: {log.read_text()}")
+            try:
+                return int(request(self.layout.socket_path, "ping", timeout=1)["pid"])
+            except DaemonNotRunningError:
+                return None
+
+        return wait_until(answered, timeout, "the daemon to answer")
+
+    def stop(self, *, now: bool = False, timeout: float = 30.0) -> int:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGTERM)
+        if now:
+            self.daemon.send_signal(signal.SIGTERM)
+        code = self.daemon.wait(timeout)
+        self.daemon = None
+        return code
+
+    def kill(self) -> None:
+        """SIGKILL the daemon: a crash. Its sessions live on in their own groups."""
+        assert self.daemon is not None
+        self.daemon.kill()
+        self.daemon.wait(10)
+        self.daemon = None
+
+    def status(self) -> dict[str, Any]:
+        data: dict[str, Any] = request(self.layout.socket_path, "status")
+        return data
+
+    # -- mail and tasks ------------------------------------------------------------
+
+    def submit(self, to: str, body: str, *args: str) -> str:
+        result = self.cli.run("submit", "--to", to, *args, body)
+        assert result.code == 0, result.err
+        return result.out.strip()
+
+    def post(self, to: str, body: str, **fields: Any) -> str:
+        """Post a task straight into the postoffice (fast; no CLI process)."""
+        message = Message(
+            id=fields.pop("id", None) or new_message_id(),
+            sender=fields.pop("sender", "concierge"),
+            to=to,
+            type=fields.pop("type", MessageType.TASK),
+            body=body,
+            **fields,
+        )
+        post_message(self.layout.postoffice, message)
+        return message.id
+
+    def task(self, task_id: str) -> TaskRecord | None:
+        if not self.layout.board_db.exists():
+            return None
+        board = TaskBoard.open_readonly(self.layout.board_db)
+        try:
+            return board.get(task_id)
+        finally:
+            board.close()
+
+    def wait_status(self, task_id: str, *statuses: str, timeout: float = 30.0) -> TaskRecord:
+        def reached() -> TaskRecord | None:
+            record = self.task(task_id)
+            return record if record is not None and record.status in statuses else None
+
+        return wait_until(reached, timeout, f"{task_id} to be {'/'.join(statuses)}")
+
+    def invocations(self) -> list[dict[str, Any]]:
+        """Every run of the fake claude, as it recorded itself."""
+        if not self.record_file.exists():
+            return []
+        lines = self.record_file.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def runs_of(self, task_id: str) -> int:
+        return sum(1 for run in self.invocations() if _task_of(run) == task_id)
+
+    def session_processes(self) -> list[int]:
+        """Live processes that belong to this pool's sessions."""
+        pids = []
+        for pid in find_by_env("AGENT_POOL_DIR", str(self.layout.root)):
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    pids.append(pid)
+            except psutil.NoSuchProcess:
+                continue
+        return pids
+
+
+def _task_of(run: dict[str, Any]) -> str | None:
+    env = run.get("env") or {}
+    value = env.get("AGENT_POOL_TASK_ID")
+    return value if isinstance(value, str) else None
+
+
+def make_pool(cli: CliEnv, experts: tuple[str, ...] = ("backend", "frontend")) -> Pool:
+    args = ["init"]
+    for name in experts:
+        args += ["--expert", name]
+    assert cli.run(*args).code == 0
+    bin_dir = cli.cwd.parent / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = fake_claude_command(bin_dir)
+    record = cli.cwd.parent / "fake-claude-record.jsonl"
+    cli.env["AGENT_POOL_CLAUDE_BIN"] = str(fake)
+    cli.env["FAKE_CLAUDE_RECORD"] = str(record)
+    return Pool(cli=cli, layout=PoolLayout(cli.cwd / ".agent-pool"), record_file=record)
+
+
+def cleanup(pool: Pool) -> None:
+    """Stop the daemon and assert no session process outlived the test."""
+    if pool.daemon is not None and pool.daemon.poll() is None:
+        pool.daemon.send_signal(signal.SIGTERM)
+        pool.daemon.send_signal(signal.SIGTERM)
+        try:
+            pool.daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            pool.daemon.kill()
+            pool.daemon.wait(5)
+    try:
+        wait_until(lambda: not pool.session_processes(), 10, "session processes to end")
+    except AssertionError:
+        for pid in pool.session_processes():  # never leave strays behind, even on failure
+            os.kill(pid, signal.SIGKILL)
+        raise
