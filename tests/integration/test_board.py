@@ -229,6 +229,22 @@ def test_a_refused_cycle_leaves_the_rest_of_a_transaction(board: TaskBoard) -> N
     assert not board.has_task("b")
 
 
+def test_a_failed_inner_transaction_rolls_back_only_itself(board: TaskBoard) -> None:
+    def nested_failure() -> None:
+        with board.transaction():
+            submit(board, mail("y"))
+            board.mark_active("x", T0, "logs/x.jsonl")
+            raise RuntimeError("one message went wrong")
+
+    with board.transaction():
+        submit(board, mail("x"))
+        with pytest.raises(RuntimeError):
+            nested_failure()
+        submit(board, mail("z"))
+    assert [task.id for task in board.list_tasks()] == ["z", "x"]
+    assert status(board, "x") is TaskStatus.PENDING
+
+
 def test_an_exception_rolls_back_the_whole_transaction(board: TaskBoard) -> None:
     def route_and_crash() -> None:
         with board.transaction():
@@ -281,6 +297,15 @@ def test_a_dependant_unblocks_only_after_its_dependency_completes(board: TaskBoa
     assert board.next_ready(["backend"], T0 + 30, 5)[0].id == "b"
 
 
+def test_a_missing_dependency_keeps_a_task_blocked(board: TaskBoard) -> None:
+    submit(board, mail("a"))
+    submit(board, mail("b", "a", "ghost"))
+    assert run(board, "a").unblocked == ()
+    assert board.waits_on("b") == [("ghost", "missing")]
+    submit(board, mail("ghost"))
+    assert run(board, "ghost").unblocked == ("b",)
+
+
 def test_a_diamond_unblocks_once_both_sides_complete(board: TaskBoard) -> None:
     submit(board, mail("base"))
     submit(board, mail("left", "base", to="frontend"))
@@ -316,10 +341,10 @@ def test_urgent_first_then_fifo_within_a_priority(board: TaskBoard) -> None:
 
 
 def test_one_task_per_idle_recipient_within_the_limit(board: TaskBoard) -> None:
+    submit(board, mail("i1", to="infra"))
     submit(board, mail("b1", to="backend"))
     submit(board, mail("b2", to="backend", priority="urgent"))
     submit(board, mail("f1", to="frontend", priority="high"))
-    submit(board, mail("i1", to="infra"))
     submit(board, mail("d1", to="data"))
 
     ready = board.next_ready(["backend", "frontend", "infra", "backend"], T0, 10)
@@ -452,6 +477,14 @@ def test_cancel_an_active_task_then_its_finish_is_a_no_op(board: TaskBoard) -> N
     assert late.record == must_get(board, "a") == outcome.record
     assert board.total_cost() == 0
 
+    retried = board.retry("a", T0 + 3)
+    assert (retried.status, retried.attempts, retried.pid, retried.pgid) == (
+        TaskStatus.PENDING,
+        0,
+        None,
+        None,
+    )
+
 
 def test_cancel_refuses_finished_and_unknown_tasks(board: TaskBoard) -> None:
     submit(board, mail("a"))
@@ -475,6 +508,8 @@ def test_retry_reopens_the_cascaded_dependants_as_blocked(board: TaskBoard) -> N
     submit(board, mail("y", "x"))
     board.cancel("y", T0)  # cancelled by hand, not by a cascade: stays cancelled
     submit(board, mail("z", "a", "y"))  # cancelled at birth by y
+    submit(board, mail("h", "a"))
+    board.cancel("h", T0)  # a dependant of a, but cancelled by hand: stays cancelled
     run(board, "a", BOOM, max_attempts=1)
 
     with pytest.raises(InvalidTransitionError, match="retry 'a' instead"):
@@ -495,6 +530,7 @@ def test_retry_reopens_the_cascaded_dependants_as_blocked(board: TaskBoard) -> N
     c = must_get(board, "c")
     assert (c.status, c.cascaded_from, c.failure_reason) == (TaskStatus.BLOCKED, None, None)
     assert status(board, "z") is TaskStatus.CANCELLED
+    assert status(board, "h") is TaskStatus.CANCELLED
     assert board.needs_attention() == []
 
     run(board, "a")

@@ -53,7 +53,7 @@ def task_params(
     finished_at = now if status in TERMINAL else None
     return (
         msg.id, msg.sender, msg.to, msg.type.value, msg.priority.value, msg.priority.rank,
-        json.dumps(msg.depends_on), json.dumps(msg.contracts), status.value, now, now,
+        _ids_json(msg.depends_on), _ids_json(msg.contracts), status.value, now, now,
         reason, cause, finished_at,
     )  # fmt: skip
 
@@ -118,8 +118,8 @@ def row_to_task(row: Sequence[Any]) -> TaskRecord:
         type=MessageType(kind),
         priority=Priority(priority),
         seq=seq,
-        depends_on=tuple(json.loads(depends_on)),
-        contracts=tuple(json.loads(contracts)),
+        depends_on=_ids(depends_on),
+        contracts=_ids(contracts),
         body=body,
         status=TaskStatus(status),
         attempts=attempts,
@@ -205,6 +205,15 @@ FROM messages WHERE recipient = ? ORDER BY rowid DESC
 
 # Small helpers over the writer's or a reader's connection, shared by the store and
 # `propagate`.
+
+
+def _ids_json(ids: tuple[str, ...]) -> str:
+    return json.dumps(ids) if ids else "[]"
+
+
+def _ids(text: str) -> tuple[str, ...]:
+    # Most tasks have no dependencies or contracts; skip the JSON parser for them.
+    return () if text == "[]" else tuple(json.loads(text))
 
 
 def load_task(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:

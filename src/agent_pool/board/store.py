@@ -147,7 +147,8 @@ class TaskBoard:
         status, cause = propagate.status_from_deps(conn, msg.depends_on)
         reason = None if cause is None else transitions.cascade_reason(cause, status)
         conn.execute(sql.TASK_INSERT, sql.task_params(msg, now, status, reason, cause))
-        conn.executemany(sql.DEP_INSERT, [(msg.id, dep) for dep in msg.depends_on])
+        if msg.depends_on:
+            conn.executemany(sql.DEP_INSERT, [(msg.id, dep) for dep in msg.depends_on])
         if status in TERMINAL:
             propagate.cascade(conn, msg.id, status, now)
 

@@ -48,8 +48,21 @@ def start(obj: CliContext, detach: bool) -> None:
             ready.cancel()
         await running
 
+    _use_pidfd_child_watcher()
     asyncio.run(serve())
     click.echo("agent-pool daemon stopped")
+
+
+def _use_pidfd_child_watcher() -> None:
+    """On Python 3.11, reap sessions through pidfds instead of a thread per child.
+
+    The default watcher starts a thread for every spawned session; with pidfds the
+    event loop is told of each exit directly. Python 3.12+ picks pidfds by itself.
+    """
+    import asyncio
+
+    if sys.version_info < (3, 12) and hasattr(os, "pidfd_open"):
+        asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
 
 
 def _start_detached(obj: CliContext) -> int:

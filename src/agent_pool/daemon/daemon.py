@@ -126,6 +126,9 @@ class Daemon:
             if self.should_exit:
                 break
             timeout = self._sleep_time(self.clock())
+            if self._wake.is_set():
+                await asyncio.sleep(0)  # let sockets and session ends in before the next turn
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -169,6 +172,8 @@ class Daemon:
         report = self.postoffice.route_all(self._registry, now)
         if report.deferred:
             self._next_reconcile = min(self._next_reconcile, now + SETTLE_SECONDS)
+        if report.more:
+            self._hint()  # continue after this loop turn has scheduled and served others
         for message, path in report.cancels:
             try:
                 outcome = self._cancel_on_board(message.cancels or "", source=message.id)

@@ -43,6 +43,7 @@ class RouteReport:
     dead_letters: int = 0
     duplicates: int = 0
     deferred: int = 0  # unparseable but fresh: retried after SETTLE_SECONDS
+    more: bool = False  # the pass stopped at its limit; more mail is waiting
 
 
 @dataclass
@@ -71,19 +72,28 @@ class PostOffice:
         self._max_bytes = max_bytes
         self._emit = emit
 
-    def route_all(self, registry: PoolRegistry, now: float) -> RouteReport:
+    def route_all(self, registry: PoolRegistry, now: float, limit: int = 500) -> RouteReport:
+        """Route up to `limit` mail files, oldest name first; `report.more` if some remain.
+
+        The limit keeps one pass short, so the daemon stays responsive (control socket,
+        session ends) while it works through a large backlog.
+        """
         report = RouteReport()
         try:
-            entries = sorted(os.scandir(self._layout.postoffice), key=lambda entry: entry.name)
+            names = sorted(
+                entry.name
+                for entry in os.scandir(self._layout.postoffice)
+                if not entry.name.startswith(".")  # a writer's temp file, not mail yet
+            )
         except FileNotFoundError:
             self._layout.postoffice.mkdir(parents=True, exist_ok=True)
             return report
+        report.more = len(names) > limit
         accepted: list[_Pending] = []
         with self._board.transaction():
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue  # a writer's temp file, not mail yet
-                pending = self._accept(Path(entry.path), registry, now, report)
+            for name in names[:limit]:
+                entry_path = self._layout.postoffice / name
+                pending = self._accept(entry_path, registry, now, report)
                 if pending is not None:
                     accepted.append(pending)
         for item in accepted:

@@ -69,6 +69,12 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 def group_members(pgid: int) -> list[int]:
     """Pids of the live (non-zombie) processes in a process group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return []  # the common case after a session ends: one syscall, no process scan
+    except PermissionError:
+        pass  # someone else's group of that number: the scan below sorts it out
     members: list[int] = []
     for pid in psutil.pids():
         try:

@@ -29,7 +29,8 @@ Behaviour is scripted by directives in the prompt, one per line, run in order:
     fake: crash              abort (SIGABRT, no core file)
 
 `--version` prints a version line. With `FAKE_CLAUDE_RECORD=<file>` every invocation
-appends one JSON line: argv, cwd, pid, pgid, the AGENT_POOL_* variables and the prompt.
+appends one JSON line: argv, cwd, pid, pgid, the AGENT_POOL_* variables, the prompt and
+the time it started.
 An unknown directive exits 2 with a message on stderr, so typos fail loudly.
 """
 
@@ -41,6 +42,8 @@ from __future__ import annotations
 import os
 import sys
 import time
+
+_STARTED = time.time()  # as early as possible: the moment the process runs our code
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -159,6 +162,7 @@ def _record(argv: list[str], prompt: str) -> None:
         "pgid": os.getpgid(0),
         "env": {k: v for k, v in os.environ.items() if k.startswith("AGENT_POOL_")},
         "stdin": prompt,
+        "started": _STARTED,  # benchmarks measure dispatch latency against this
     }
     # One write to an O_APPEND file: concurrent fakes never interleave their lines.
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
