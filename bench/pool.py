@@ -83,7 +83,10 @@ class BenchPool:
     def runs(self) -> list[dict[str, Any]]:
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text().splitlines() if line]
+        # Only complete lines: a fake may be writing its line while we read.
+        text = self.record.read_text()
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line]
 
     def started_at(self, task_id: str) -> float | None:
         board = TaskBoard.open_readonly(self.layout.board_db)

@@ -143,8 +143,10 @@ class Pool:
         """Every run of the fake claude, as it recorded itself."""
         if not self.record_file.exists():
             return []
-        lines = self.record_file.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
+        # Only complete lines: a fake may be writing its line while we read.
+        text = self.record_file.read_text(encoding="utf-8")
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def runs_of(self, task_id: str) -> int:
         return sum(1 for run in self.invocations() if _task_of(run) == task_id)

@@ -160,7 +160,7 @@ def with_usage(task: TaskRecord, usage: SessionResult | None) -> TaskRecord:
         return task
     return replace(
         task,
-        cost_usd=usage.cost_usd,
+        cost_usd=task.cost_usd + usage.cost_usd,
         input_tokens=task.input_tokens + usage.input_tokens,
         output_tokens=task.output_tokens + usage.output_tokens,
         num_turns=task.num_turns + usage.num_turns,
