@@ -27,6 +27,9 @@ def test_status_stop_and_the_socket_is_private(pool: Pool) -> None:
         "state": "idle",
         "queued": 0,
         "current_task": None,
+        "last_tool": None,
+        "running_s": None,
+        "cost_usd": 0.0,
     }
     assert set(data["tasks"]) >= {
         "pending",

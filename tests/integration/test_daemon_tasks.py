@@ -43,7 +43,11 @@ def test_a_task_completes_with_the_session_result_recorded(pool: Pool) -> None:
     assert data["finished_at"]
     listed = json.loads(pool.cli.run("tasks", "--json").out)
     assert [task["id"] for task in listed] == [task_id]
-    assert pool.status()["cost_usd"] == 0.25
+    status = pool.status()
+    assert status["cost_usd"] == 0.25
+    agents = {agent["name"]: agent for agent in status["experts"]}
+    assert agents["backend"]["cost_usd"] == 0.25
+    assert agents["frontend"]["cost_usd"] == 0.0
 
 
 def test_dependencies_run_in_order_even_when_the_dependant_arrives_first(pool: Pool) -> None:
@@ -206,3 +210,26 @@ def test_submit_wait_needs_a_daemon(pool: Pool) -> None:
     assert result.code == 1
     assert "not running" in result.err
     assert list(pool.layout.postoffice.glob("*.md")) == []
+
+
+def test_a_session_without_output_is_stopped_as_stalled(pool: Pool) -> None:
+    pool.configure('[defaults]\nstall_timeout = "600ms"\nmax_attempts = 1\n')
+    pool.start()
+    task_id = pool.post("backend", "fake: child\nfake: hang")
+    record = pool.wait_status(task_id, "failed")
+    assert record.failure_reason == "stalled: no output for 0.6 s"
+    wait_until(lambda: not pool.session_processes(), 10, "the stalled group to be gone")
+
+
+def test_live_session_events_reach_the_daemon_log(pool: Pool) -> None:
+    pool.start()
+    task_id = pool.post("backend", "fake: text visible progress")
+    pool.wait_status(task_id, "completed")
+    log = pool.layout.daemon_log
+
+    def kinds() -> set[str] | None:
+        events = [json.loads(line) for line in log.read_text().splitlines()]
+        found = {event["type"] for event in events if event.get("id") == task_id}
+        return found if {"session.text", "session.result", "task.completed"} <= found else None
+
+    wait_until(kinds, 10, "session events in the daemon log")

@@ -140,10 +140,13 @@ def format_status(data: dict[str, Any]) -> str:
     lines = [f"pool {data['pool']} (pid {data['pid']}): {data['state']}"]
     lines.append("agents:")
     for agent in data["experts"]:
-        task = f"  running {agent['current_task']}" if agent["current_task"] else ""
+        task = ""
+        if agent["current_task"]:
+            tool = f", last tool {agent['last_tool']}" if agent.get("last_tool") else ""
+            task = f"  running {agent['current_task']} ({agent['running_s']} s{tool})"
         lines.append(
             f"  {agent['name']:<20} {agent['kind']:<13} {agent['state']:<5} "
-            f"queued {agent['queued']}{task}"
+            f"queued {agent['queued']:<4} ${agent['cost_usd']:.4f}{task}"
         )
     tasks = data["tasks"]
     lines.append("tasks: " + ", ".join(f"{name} {count}" for name, count in tasks.items()))

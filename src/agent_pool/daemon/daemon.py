@@ -319,17 +319,24 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         registry = self._registry or self._scan_registry()
         queued = self.board.queued_by_recipient()
-        running = {entry.task.to: task_id for task_id, entry in self.supervisor.running.items()}
-        experts = [
-            {
-                "name": name,
-                "kind": str(registry.resolve(name)),
-                "state": "busy" if name in running else "idle",
-                "queued": queued.get(name, 0),
-                "current_task": running.get(name),
-            }
-            for name in registry.names()
-        ]
+        running = {entry.task.to: entry for entry in self.supervisor.running.values()}
+        costs = self.board.cost_by_recipient()
+        now = self.clock()
+        experts = []
+        for name in registry.names():
+            entry = running.get(name)
+            experts.append(
+                {
+                    "name": name,
+                    "kind": str(registry.resolve(name)),
+                    "state": "busy" if entry else "idle",
+                    "queued": queued.get(name, 0),
+                    "current_task": entry.task.id if entry else None,
+                    "last_tool": entry.last_tool if entry else None,
+                    "running_s": round(now - (entry.task.started_at or now), 1) if entry else None,
+                    "cost_usd": round(costs.get(name, 0.0), 6),
+                }
+            )
         counts = self.board.counts()
         blocked = [
             {"id": task.id, "to": task.to, "waits_on": dict(self.board.waits_on(task.id))}

@@ -22,14 +22,19 @@ from agent_pool.errors import AgentPoolError
 from agent_pool.names import ROLE_NAMES
 from agent_pool.pool.layout import PoolLayout
 from agent_pool.session.argv import build_argv
+from agent_pool.session.events import summarize_event
 from agent_pool.session.outcome import ResultEvent, judge
 from agent_pool.session.process import ProcessIdentity, find_by_env, identify, is_alive
-from agent_pool.session.runner import ProcessRunner, RunningSession, SessionSpec
+from agent_pool.session.runner import LogTail, ProcessRunner, RunningSession, SessionSpec
 from agent_pool.session.stream import read_result_event
 
 # Between SIGTERM and SIGKILL when a session must stop (cancel, timeout, drain).
 KILL_GRACE = 3.0
 BACKOFF_CAP = 3600.0
+# How often a running session's log is read for live events, and the longest pause
+# between two checks of its timeout and stall limits.
+TAIL_POLL = 0.2
+MAX_CHECK = 1.0
 
 
 @dataclass
@@ -40,6 +45,7 @@ class Running:
     log_path: Path = field(default_factory=Path)
     # Why the daemon is stopping it, if it is: decides how the end is recorded.
     stop_reason: str | None = None
+    last_tool: str | None = None  # the latest tool call seen in its output, for status
     cancelled: bool = False
     interrupted: bool = False
 
@@ -148,16 +154,18 @@ class Supervisor:
         session = entry.session
         if session is None:
             return
+        tail = LogTail(entry.log_path, poll_interval=TAIL_POLL)
+        follower = asyncio.create_task(self._follow(entry, tail))
         try:
-            exit_code = await asyncio.wait_for(session.wait(), timeout)
-        except TimeoutError:
-            entry.stop_reason = f"timed out after {timeout:g} s"
-            await session.stop(KILL_GRACE)
-            exit_code = await session.wait()
-        else:
+            exit_code = await self._wait_within_limits(entry, session, timeout)
             # Whatever the session left running in its group (a dev server, a watcher)
             # must not outlive it: nothing of a finished session stays behind.
             await session.stop(KILL_GRACE)
+        finally:
+            tail.finish()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(follower, KILL_GRACE)
+            tail.close()
         result_event = read_result_event(entry.log_path) if entry.log_path.name else None
         parsed = ResultEvent.from_event(result_event) if result_event else None
         verdict = judge(exit_code, parsed, stop_reason=entry.stop_reason)
@@ -175,6 +183,51 @@ class Supervisor:
                 duration_ms=parsed.duration_ms if parsed else 0,
             ),
         )
+
+    async def _wait_within_limits(
+        self, entry: Running, session: RunningSession, timeout: float | None
+    ) -> int | None:
+        """Wait for the exit; stop the session on its timeout or when its output stalls."""
+        loop = asyncio.get_running_loop()
+        stall = self._config().defaults.stall_timeout.total_seconds()
+        started = loop.time()
+        deadline = started + timeout if timeout else None
+        last_size, last_change = -1, started
+        waiter = asyncio.ensure_future(session.wait())
+        while True:
+            now = loop.time()
+            check = min(MAX_CHECK, stall / 4)
+            if deadline is not None:
+                check = min(check, max(0.0, deadline - now))
+            done, _ = await asyncio.wait({waiter}, timeout=check)
+            if done:
+                return waiter.result()
+            now = loop.time()
+            size = _size(entry.log_path)
+            if size != last_size:
+                last_size, last_change = size, now
+            if deadline is not None and now >= deadline:
+                entry.stop_reason = f"timed out after {timeout:g} s"
+                break
+            if now - last_change >= stall:
+                entry.stop_reason = f"stalled: no output for {stall:g} s"
+                break
+        self._events.emit(
+            "session.stopping", self._clock(), id=entry.task.id, reason=entry.stop_reason
+        )
+        await session.stop(KILL_GRACE)
+        return await waiter
+
+    async def _follow(self, entry: Running, tail: LogTail) -> None:
+        """Turn the session's stream-json into daemon events as it is written."""
+        async for event in tail:
+            summary = summarize_event(event)
+            if summary is None:
+                continue
+            kind, data = summary
+            if kind == "session.tool_call":
+                entry.last_tool = str(data.get("tool"))
+            self._events.emit(kind, self._clock(), id=entry.task.id, to=entry.task.to, **data)
 
     def _record_end(self, entry: Running, result: SessionResult) -> None:
         task = entry.task
@@ -255,6 +308,13 @@ class Supervisor:
         if entry.watcher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(entry.watcher), KILL_GRACE + 5)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _keep_previous_attempt(log_path: Path, attempts_so_far: int) -> None:
