@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 
 from agent_pool.board import TaskBoard, TaskStatus
-from agent_pool.control.client import DaemonNotRunningError, request
+from agent_pool.control.client import wait_until_answering
 from agent_pool.mail import Message, MessageType, new_message_id, post_message
 from agent_pool.pool.create import init_pool
 from agent_pool.pool.layout import PoolLayout
@@ -42,14 +42,8 @@ class BenchPool:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                request(self.layout.socket_path, "ping", timeout=1)
-                return psutil.Process(self.daemon.pid)
-            except DaemonNotRunningError:
-                time.sleep(0.005)
-        raise RuntimeError("the daemon did not start")
+        wait_until_answering(self.layout.socket_path, timeout=60, exited=self.daemon.poll)
+        return psutil.Process(self.daemon.pid)
 
     def stop(self) -> None:
         if self.daemon is not None:

@@ -6,6 +6,7 @@ nothing sleeps and hopes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,7 +21,12 @@ from typing import Any, TypeVar
 import psutil
 
 from agent_pool.board import TaskBoard, TaskRecord
-from agent_pool.control.client import DaemonNotRunningError, request
+from agent_pool.control.client import (
+    DaemonNotRunningError,
+    DaemonStartError,
+    request,
+    wait_until_answering,
+)
 from agent_pool.mail import Message, MessageType, new_message_id, post_message
 from agent_pool.pool.layout import PoolLayout
 from agent_pool.session.process import find_by_env
@@ -71,22 +77,21 @@ class Pool:
                 stdout=handle,
                 stderr=subprocess.STDOUT,
             )
-        daemon = self.daemon
-
-        def answered() -> int | None:
-            if daemon.poll() is not None:
-                raise AssertionError(f"daemon exited early: {log.read_text()}")
-            try:
-                return int(request(self.layout.socket_path, "ping", timeout=1)["pid"])
-            except DaemonNotRunningError:
-                return None
-
-        return wait_until(answered, timeout, "the daemon to answer")
+        try:
+            return wait_until_answering(
+                self.layout.socket_path, timeout=timeout, exited=self.daemon.poll
+            )
+        except DaemonStartError as exc:
+            raise AssertionError(f"{exc.message}: {log.read_text()}") from exc
 
     def stop(self, *, now: bool = False, timeout: float = 30.0) -> int:
+        """Stop the daemon; `now` skips the drain (two quick SIGTERMs could be merged
+        into one by the kernel, so it goes through the control socket instead)."""
         assert self.daemon is not None
-        self.daemon.send_signal(signal.SIGTERM)
         if now:
+            with contextlib.suppress(DaemonNotRunningError):
+                request(self.layout.socket_path, "stop", now=True)
+        else:
             self.daemon.send_signal(signal.SIGTERM)
         code = self.daemon.wait(timeout)
         self.daemon = None
@@ -186,10 +191,8 @@ def make_pool(cli: CliEnv, experts: tuple[str, ...] = ("backend", "frontend")) -
 def cleanup(pool: Pool) -> None:
     """Stop the daemon and assert no session process outlived the test."""
     if pool.daemon is not None and pool.daemon.poll() is None:
-        pool.daemon.send_signal(signal.SIGTERM)
-        pool.daemon.send_signal(signal.SIGTERM)
         try:
-            pool.daemon.wait(30)
+            pool.stop(now=True)
         except subprocess.TimeoutExpired:
             pool.daemon.kill()
             pool.daemon.wait(5)

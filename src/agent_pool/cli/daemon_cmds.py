@@ -12,7 +12,12 @@ from typing import Any
 import click
 
 from agent_pool.cli.context import CliContext
-from agent_pool.control.client import DaemonNotRunningError, request
+from agent_pool.control.client import (
+    DaemonNotRunningError,
+    DaemonStartError,
+    request,
+    wait_until_answering,
+)
 from agent_pool.errors import AgentPoolError
 
 DETACH_TIMEOUT = 30.0
@@ -79,23 +84,14 @@ def _start_detached(obj: CliContext) -> int:
             env=dict(obj.environ),
             cwd=layout.root,
         )
-    deadline = time.monotonic() + DETACH_TIMEOUT
-    while time.monotonic() < deadline:
-        code = child.poll()
-        if code is not None:
-            lines = start_log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-            reason = lines[-1] if lines else f"exit code {code}"
-            raise AgentPoolError(
-                f"the daemon did not start: {reason.removeprefix('agent-pool: error: ')}"
-            )
-        try:
-            answer = request(layout.socket_path, "ping", timeout=1.0)
-        except DaemonNotRunningError:
-            time.sleep(0.02)
-            continue
-        child.returncode = 0  # it lives on without us; do not warn about an unwaited child
-        return int(answer["pid"])
-    raise AgentPoolError(f"the daemon did not answer within {DETACH_TIMEOUT:g} s; see {start_log}")
+    try:
+        pid = wait_until_answering(layout.socket_path, timeout=DETACH_TIMEOUT, exited=child.poll)
+    except DaemonStartError as exc:
+        lines = start_log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        reason = lines[-1].removeprefix("agent-pool: error: ") if lines else exc.message
+        raise AgentPoolError(f"the daemon did not start: {reason} (see {start_log})") from exc
+    child.returncode = 0  # it lives on without us; do not warn about an unwaited child
+    return pid
 
 
 @click.command()

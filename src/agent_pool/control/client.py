@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,28 @@ def request(path: Path, op: str, timeout: float = 10.0, **args: Any) -> Any:
     if not frame.get("ok"):
         raise ControlError(str(frame.get("error", "unknown error")), int(frame.get("code", 1)))
     return frame.get("data")
+
+
+class DaemonStartError(AgentPoolError):
+    """A daemon that was just started died or never answered."""
+
+
+def wait_until_answering(
+    path: Path, *, timeout: float, exited: Callable[[], int | None], poll: float = 0.01
+) -> int:
+    """Wait for a freshly started daemon to answer `ping`; returns its pid.
+
+    `exited` reports the child's exit code once it has died (None while it lives), so a
+    daemon that fails at start-up is reported at once instead of after the timeout.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        code = exited()
+        if code is not None:
+            raise DaemonStartError(f"the daemon exited with code {code} while starting")
+        try:
+            return int(request(path, "ping", timeout=1.0)["pid"])
+        except DaemonNotRunningError:
+            if time.monotonic() > deadline:
+                raise DaemonStartError(f"the daemon did not answer within {timeout:g} s") from None
+            time.sleep(poll)

@@ -18,18 +18,17 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
-from agent_pool.board import CancelOutcome, SessionResult, TaskBoard, TaskStatus
+from agent_pool.board import CancelOutcome, TaskBoard, TaskStatus
 from agent_pool.config import PoolConfig, load_config
 from agent_pool.control.server import ControlServer
 from agent_pool.daemon.events import EventLog
 from agent_pool.daemon.lock import DaemonLock
 from agent_pool.daemon.postoffice import SETTLE_SECONDS, PostOffice, count_dead_letters
-from agent_pool.daemon.supervisor import Supervisor, find_orphan
+from agent_pool.daemon.supervisor import Supervisor, find_orphan, judge_log
 from agent_pool.daemon.watcher import MailWatcher
 from agent_pool.errors import AgentPoolError, UsageError
 from agent_pool.pool.layout import HomeLayout, PoolLayout
 from agent_pool.pool.registry import PoolRegistry, agent_folder, scan_registry
-from agent_pool.session.outcome import ResultEvent, judge
 from agent_pool.session.process import ProcessIdentity, is_alive
 from agent_pool.session.stream import read_result_event
 
@@ -242,32 +241,14 @@ class Daemon:
             if identity is not None:
                 self.supervisor.adopt(task, identity)
                 continue
-            event = read_result_event(Path(task.log_path)) if task.log_path else None
-            if event is None:
+            log_path = Path(task.log_path or "")
+            if not log_path.name or read_result_event(log_path) is None:
                 self.board.requeue_interrupted(task.id, now)
                 self.events.emit("task.requeued", now, id=task.id, reason="interrupted by a crash")
                 continue
-            parsed = ResultEvent.from_event(event)
-            verdict = judge(None, parsed)
-            defaults = self.config.defaults
-            self.board.finish(
-                task.id,
-                SessionResult(
-                    success=verdict.success,
-                    exit_code=None,
-                    reason=verdict.reason,
-                    result_text=parsed.result,
-                    cost_usd=parsed.total_cost_usd,
-                    input_tokens=parsed.input_tokens,
-                    output_tokens=parsed.output_tokens,
-                    num_turns=parsed.num_turns,
-                    duration_ms=parsed.duration_ms,
-                ),
-                now,
-                max_attempts=defaults.max_attempts,
-                backoff_base=defaults.retry_backoff.total_seconds(),
-            )
-            self.events.emit("task.recovered", now, id=task.id, success=verdict.success)
+            # It ended while no daemon watched: its exit code is lost, its log is not.
+            self.events.emit("task.recovered", now, id=task.id)
+            self.supervisor.finish_task(task, judge_log(log_path, None, None))
 
     # -- control -------------------------------------------------------------------
 

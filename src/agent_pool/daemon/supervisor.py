@@ -105,20 +105,7 @@ class Supervisor:
         try:
             session = await self._runner.start(spec)
         except (AgentPoolError, OSError) as exc:
-            self._record_end(
-                entry,
-                SessionResult(
-                    success=False,
-                    exit_code=None,
-                    reason=str(exc),
-                    result_text=None,
-                    cost_usd=0.0,
-                    input_tokens=0,
-                    output_tokens=0,
-                    num_turns=0,
-                    duration_ms=0,
-                ),
-            )
+            self._record_end(entry, SessionResult(success=False, exit_code=None, reason=str(exc)))
             return
         entry.session = session
         identity = session.identity
@@ -166,23 +153,7 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(follower, KILL_GRACE)
             tail.close()
-        result_event = read_result_event(entry.log_path) if entry.log_path.name else None
-        parsed = ResultEvent.from_event(result_event) if result_event else None
-        verdict = judge(exit_code, parsed, stop_reason=entry.stop_reason)
-        self._record_end(
-            entry,
-            SessionResult(
-                success=verdict.success,
-                exit_code=exit_code,
-                reason=verdict.reason,
-                result_text=parsed.result if parsed else None,
-                cost_usd=parsed.total_cost_usd if parsed else 0.0,
-                input_tokens=parsed.input_tokens if parsed else 0,
-                output_tokens=parsed.output_tokens if parsed else 0,
-                num_turns=parsed.num_turns if parsed else 0,
-                duration_ms=parsed.duration_ms if parsed else 0,
-            ),
-        )
+        self._record_end(entry, judge_log(entry.log_path, exit_code, entry.stop_reason))
 
     async def _wait_within_limits(
         self, entry: Running, session: RunningSession, timeout: float | None
@@ -239,42 +210,47 @@ class Supervisor:
             self._board.requeue_interrupted(task.id, now)
             self._events.emit("task.requeued", now, id=task.id, reason="daemon stopping")
         else:
-            defaults = self._config().defaults
-            outcome = self._board.finish(
-                task.id,
-                result,
-                now,
-                max_attempts=defaults.max_attempts,
-                backoff_base=defaults.retry_backoff.total_seconds(),
-                backoff_cap=BACKOFF_CAP,
-            )
-            record = outcome.record
-            if record.status is TaskStatus.COMPLETED:
-                self._events.emit("task.completed", now, id=task.id, cost_usd=result.cost_usd)
-            elif record.status is TaskStatus.PENDING:
-                self._events.emit(
-                    "task.retry",
-                    now,
-                    id=task.id,
-                    reason=result.reason,
-                    attempt=record.attempts,
-                    ready_at=record.ready_at,
-                )
-            else:
-                self._events.emit(
-                    "task.failed",
-                    now,
-                    id=task.id,
-                    reason=result.reason,
-                    needs_attention=record.needs_attention,
-                )
-            for unblocked in outcome.unblocked:
-                self._events.emit("task.unblocked", now, id=unblocked, cause=task.id)
-            for cascaded in outcome.cascaded:
-                self._events.emit(
-                    "task.failed", now, id=cascaded, reason=f"dependency {task.id} failed"
-                )
+            self.finish_task(task, result)
         self._on_change()
+
+    def finish_task(self, task: TaskRecord, result: SessionResult) -> None:
+        """Record a session's end on the board (retry policy included) and tell why."""
+        now = self._clock()
+        defaults = self._config().defaults
+        outcome = self._board.finish(
+            task.id,
+            result,
+            now,
+            max_attempts=defaults.max_attempts,
+            backoff_base=defaults.retry_backoff.total_seconds(),
+            backoff_cap=BACKOFF_CAP,
+        )
+        record = outcome.record
+        if record.status is TaskStatus.COMPLETED:
+            self._events.emit("task.completed", now, id=task.id, cost_usd=result.cost_usd)
+        elif record.status is TaskStatus.PENDING:
+            self._events.emit(
+                "task.retry",
+                now,
+                id=task.id,
+                reason=result.reason,
+                attempt=record.attempts,
+                ready_at=record.ready_at,
+            )
+        else:
+            self._events.emit(
+                "task.failed",
+                now,
+                id=task.id,
+                reason=result.reason,
+                needs_attention=record.needs_attention,
+            )
+        for unblocked in outcome.unblocked:
+            self._events.emit("task.unblocked", now, id=unblocked, cause=task.id)
+        for cascaded in outcome.cascaded:
+            self._events.emit(
+                "task.failed", now, id=cascaded, reason=f"dependency {task.id} failed"
+            )
 
     # -- stopping ------------------------------------------------------------------
 
@@ -308,6 +284,26 @@ class Supervisor:
         if entry.watcher is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(entry.watcher), KILL_GRACE + 5)
+
+
+def judge_log(log_path: Path, exit_code: int | None, stop_reason: str | None) -> SessionResult:
+    """The truthful verdict on a session, from its exit code and its log's result event."""
+    event = read_result_event(log_path) if log_path.name else None
+    parsed = ResultEvent.from_event(event) if event else None
+    verdict = judge(exit_code, parsed, stop_reason=stop_reason)
+    if parsed is None:
+        return SessionResult(success=verdict.success, exit_code=exit_code, reason=verdict.reason)
+    return SessionResult(
+        success=verdict.success,
+        exit_code=exit_code,
+        reason=verdict.reason,
+        result_text=parsed.result,
+        cost_usd=parsed.total_cost_usd,
+        input_tokens=parsed.input_tokens,
+        output_tokens=parsed.output_tokens,
+        num_turns=parsed.num_turns,
+        duration_ms=parsed.duration_ms,
+    )
 
 
 def _size(path: Path) -> int:
