@@ -32,7 +32,14 @@ def cli(ctx: click.Context, pool_option: Path | None) -> None:
 
 
 def _register_commands() -> None:
-    from agent_pool.cli import daemon_cmds, doctor_cmd, init_cmd, submit_cmd, task_cmds
+    from agent_pool.cli import (
+        daemon_cmds,
+        doctor_cmd,
+        init_cmd,
+        logs_cmd,
+        submit_cmd,
+        task_cmds,
+    )
 
     for command in (
         init_cmd.init,
@@ -45,6 +52,7 @@ def _register_commands() -> None:
         task_cmds.cancel,
         task_cmds.retry,
         doctor_cmd.doctor,
+        logs_cmd.logs,
     ):
         cli.add_command(command)
 

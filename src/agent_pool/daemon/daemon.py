@@ -28,7 +28,7 @@ from agent_pool.daemon.supervisor import Supervisor, find_orphan, judge_log
 from agent_pool.daemon.watcher import MailWatcher
 from agent_pool.errors import AgentPoolError, UsageError
 from agent_pool.pool.layout import HomeLayout, PoolLayout
-from agent_pool.pool.registry import PoolRegistry, agent_folder, scan_registry
+from agent_pool.pool.registry import AgentKind, PoolRegistry, agent_folder, scan_registry
 from agent_pool.session.process import ProcessIdentity, is_alive
 from agent_pool.session.stream import read_result_event
 
@@ -89,6 +89,7 @@ class Daemon:
             self.events,
             config=lambda: self.config,
             folder_of=self._folder_of,
+            knowledge_of=self._knowledge_of,
             environ=self.environ,
             clock=self.clock,
             on_change=self._wake.set,
@@ -210,6 +211,13 @@ class Daemon:
             declared_experts=self.config.experts.keys(),
             shared_experts=self.config.shared.include,
         )
+
+    def _knowledge_of(self, name: str) -> tuple[Path, Path | None]:
+        """Where an agent's knowledge lives, and a shared expert's pool overlay."""
+        registry = self._registry or self._scan_registry()
+        if registry.kind_of(name) is AgentKind.SHARED_EXPERT:
+            return self.home.shared_expert_dir(name), self.layout.shared_overlay(name)
+        return self._folder_of(name), None
 
     def _folder_of(self, name: str) -> Path:
         registry = self._registry or self._scan_registry()

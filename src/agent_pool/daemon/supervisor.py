@@ -10,21 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent_pool.board import SessionResult, TaskBoard, TaskRecord, TaskStatus
+from agent_pool.board import TERMINAL, SessionResult, TaskBoard, TaskRecord, TaskStatus
 from agent_pool.config import PoolConfig
 from agent_pool.daemon.events import EventLog
-from agent_pool.daemon.prompt import build_prompt
 from agent_pool.errors import AgentPoolError
 from agent_pool.names import ROLE_NAMES
 from agent_pool.pool.layout import PoolLayout
 from agent_pool.session.argv import build_argv
 from agent_pool.session.events import summarize_event
+from agent_pool.session.index import IndexRow, append_index_row
 from agent_pool.session.outcome import ResultEvent, judge
 from agent_pool.session.process import ProcessIdentity, find_by_env, identify, is_alive
+from agent_pool.session.prompt import (
+    PromptBudgets,
+    build_prompt,
+    load_prompt_inputs,
+    mark_notices_read,
+)
 from agent_pool.session.runner import LogTail, ProcessRunner, RunningSession, SessionSpec
 from agent_pool.session.stream import read_result_event
 
@@ -46,6 +54,8 @@ class Running:
     # Why the daemon is stopping it, if it is: decides how the end is recorded.
     stop_reason: str | None = None
     last_tool: str | None = None  # the latest tool call seen in its output, for status
+    notices: list[Path] = field(default_factory=list)  # marked read once the task completes
+    session_dir: Path | None = None  # per-session scratch files, removed at the end
     cancelled: bool = False
     interrupted: bool = False
 
@@ -59,6 +69,7 @@ class Supervisor:
         *,
         config: Callable[[], PoolConfig],
         folder_of: Callable[[str], Path],
+        knowledge_of: Callable[[str], tuple[Path, Path | None]],
         environ: Mapping[str, str],
         clock: Callable[[], float],
         on_change: Callable[[], None],
@@ -69,6 +80,7 @@ class Supervisor:
         self._events = events
         self._config = config
         self._folder_of = folder_of
+        self._knowledge_of = knowledge_of
         self._environ = dict(environ)
         self._clock = clock
         self._on_change = on_change
@@ -93,12 +105,17 @@ class Supervisor:
         self.running[task.id] = entry
         self._events.emit("task.started", now, id=task.id, to=task.to, attempt=active.attempts)
         settings = config.settings_for(task.to)
+        prompt = self._prompt_for(active, folder, config, entry)
+        entry.session_dir = self._layout.sessions_dir / f"{task.id}-{active.attempts}"
+        entry.session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The exact prompt, for an operator looking at a running session.
+        (entry.session_dir / "prompt.md").write_text(prompt, encoding="utf-8")
         spec = SessionSpec(
             task_id=task.id,
             argv=build_argv(config.runner.claude_bin, settings),
             cwd=config.project_dir,
             env=self._session_env(task, config),
-            stdin=build_prompt(active, folder).encode("utf-8"),
+            stdin=prompt.encode("utf-8"),
             log_path=log_path,
             stderr_path=logs / f"{task.id}.stderr.log",
         )
@@ -123,6 +140,31 @@ class Supervisor:
         entry.watcher = asyncio.create_task(
             self._supervise(entry, timeout.total_seconds() if timeout else None)
         )
+
+    def _prompt_for(
+        self, task: TaskRecord, folder: Path, config: PoolConfig, entry: Running
+    ) -> str:
+        knowledge, overlay = self._knowledge_of(task.to)
+        loaded = load_prompt_inputs(
+            knowledge,
+            task,
+            agent=task.to,
+            contracts_dir=self._layout.contracts,
+            role=task.to if task.to in ROLE_NAMES else "expert",
+            overlay_dir=overlay,
+            inbox_dir=folder / "inbox",
+            budgets=PromptBudgets.from_defaults(config.defaults),
+            max_mail_bytes=config.mail.max_bytes,
+        )
+        built = build_prompt(loaded.inputs)
+        entry.notices = loaded.read_paths(built)
+        if built.trimmed:
+            # Knowledge outgrew its budget: the researcher should prune it.
+            request_curation(folder, built.trimmed, self._clock())
+            self._events.emit(
+                "curation.requested", self._clock(), agent=task.to, trimmed=built.trimmed
+            )
+        return built.text
 
     def _session_env(self, task: TaskRecord, config: PoolConfig) -> dict[str, str]:
         env = dict(self._environ)
@@ -203,6 +245,8 @@ class Supervisor:
     def _record_end(self, entry: Running, result: SessionResult) -> None:
         task = entry.task
         self.running.pop(task.id, None)
+        if entry.session_dir is not None:
+            shutil.rmtree(entry.session_dir, ignore_errors=True)
         now = self._clock()
         if entry.cancelled:
             self._events.emit("session.stopped", now, id=task.id, reason="cancelled")
@@ -211,7 +255,34 @@ class Supervisor:
             self._events.emit("task.requeued", now, id=task.id, reason="daemon stopping")
         else:
             self.finish_task(task, result)
+        self._after_run(entry, result)
         self._on_change()
+
+    def _after_run(self, entry: Running, result: SessionResult) -> None:
+        """Bookkeeping of one finished run: the index row, read notices, done mail."""
+        task = self._board.get(entry.task.id) or entry.task
+        folder = self._folder_of(task.to)
+        summary = result.result_text if result.success else result.reason
+        append_index_row(
+            folder / "logs",
+            IndexRow(
+                finished_at=self._clock(),
+                task_id=task.id,
+                sender=task.sender,
+                type=str(task.type),
+                status="interrupted" if entry.interrupted else str(task.status),
+                attempts=task.attempts,
+                turns=result.num_turns,
+                cost_usd=result.cost_usd,
+                duration_ms=result.duration_ms,
+                summary=summary or "",
+            ),
+        )
+        if task.status is TaskStatus.COMPLETED:
+            mark_notices_read(entry.notices)  # a retry must see the same notices again
+        if task.status in TERMINAL:
+            # Done mail leaves the inbox, so inboxes hold only what is still to do.
+            mark_notices_read([folder / "inbox" / f"{task.id}.md"])
 
     def finish_task(self, task: TaskRecord, result: SessionResult) -> None:
         """Record a session's end on the board (retry policy included) and tell why."""
@@ -304,6 +375,16 @@ def judge_log(log_path: Path, exit_code: int | None, stop_reason: str | None) ->
         num_turns=parsed.num_turns,
         duration_ms=parsed.duration_ms,
     )
+
+
+def request_curation(folder: Path, trimmed: list[str], now: float) -> None:
+    """Leave a note for the researcher: this agent's knowledge is over its budget."""
+    note = folder / "curation-requested.md"
+    lines = [
+        f"- {time.strftime('%Y-%m-%d %H:%M', time.gmtime(now))} UTC: {item}" for item in trimmed
+    ]
+    with note.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
 
 
 def _size(path: Path) -> int:
