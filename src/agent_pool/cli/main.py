@@ -34,6 +34,7 @@ def cli(ctx: click.Context, pool_option: Path | None) -> None:
 def _register_commands() -> None:
     from agent_pool.cli import (
         daemon_cmds,
+        demo_cmd,
         doctor_cmd,
         init_cmd,
         logs_cmd,
@@ -53,6 +54,7 @@ def _register_commands() -> None:
         task_cmds.retry,
         doctor_cmd.doctor,
         logs_cmd.logs,
+        demo_cmd.demo,
     ):
         cli.add_command(command)
 

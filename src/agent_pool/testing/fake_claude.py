@@ -17,7 +17,7 @@ Behaviour is scripted by directives in the prompt, one per line, run in order:
     fake: ignore-sigterm     ignore SIGTERM from now on (combine with hang or sleep)
     fake: no-result          exit 0 without a result event
     fake: error              API error result (is_error, status 500), exit 1
-    fake: max-turns          subtype error_max_turns, is_error, exit 0 (as the real CLI)
+    fake: max-turns          subtype error_max_turns, is_error, exit 1 (as the real 2.1.330)
     fake: deny TOOL          list TOOL in permission_denials (repeatable)
     fake: spew BYTES         print BYTES of extra assistant output in ~1 KB lines
     fake: long-line BYTES    print one line of BYTES bytes (newline not counted)
@@ -288,7 +288,7 @@ class _Fake:
                 "api_error_status": 500 if self.outcome == "error" else None,
             }
         )
-        return 1 if self.outcome == "error" else 0
+        return 0 if self.outcome == "success" else 1
 
     def assistant_event(self, text: str) -> dict[str, Any]:
         return {
