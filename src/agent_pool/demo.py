@@ -25,8 +25,8 @@ from agent_pool.errors import AgentPoolError
 from agent_pool.mail import Message, MessageType, new_message_id, post_message
 from agent_pool.pool.create import init_pool
 from agent_pool.pool.layout import PoolLayout
+from agent_pool.testing import Conversation, Script, ScriptedModelServer, Turn
 from agent_pool.testing.claude_cli import hermetic_claude_env
-from agent_pool.testing.model_server import Conversation, Script, ScriptedModelServer, Turn
 
 Say = Callable[[str], None]
 

@@ -21,8 +21,8 @@ from typing import Any
 import psutil
 import pytest
 
+from agent_pool.testing import Script, ScriptedModelServer
 from agent_pool.testing.claude_cli import find_claude_cli, hermetic_claude_env
-from agent_pool.testing.model_server import Script, ScriptedModelServer
 
 RUN_TIMEOUT = 30.0
 

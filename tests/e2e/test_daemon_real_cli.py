@@ -9,10 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from agent_pool.testing.claude_cli import find_claude_cli, hermetic_claude_env
-from agent_pool.testing.model_server import Conversation, Script, ScriptedModelServer, Turn
 
 from agent_pool.board import TaskStatus
+from agent_pool.testing import Conversation, Script, ScriptedModelServer, Turn
+from agent_pool.testing.claude_cli import find_claude_cli, hermetic_claude_env
 from tests.conftest import CliEnv
 from tests.harness import Pool, cleanup, make_pool, wait_until
 

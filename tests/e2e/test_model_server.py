@@ -10,7 +10,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agent_pool.testing.model_server import Conversation, Script, Turn
+from agent_pool.testing import Conversation, Script, Turn
 from tests.e2e.conftest import ClaudeRun, ClaudeRunner, ServerFactory, kill_group, parse_stream
 
 

@@ -12,15 +12,16 @@ from typing import Any
 
 import pytest
 
-from agent_pool.testing.model_server import (
+from agent_pool.testing.model_script import (
     Conversation,
-    RecordedRequest,
     Script,
-    ScriptedModelServer,
     ScriptError,
     ToolCall,
     Turn,
     Usage,
+)
+from agent_pool.testing.model_server import RecordedRequest, ScriptedModelServer
+from agent_pool.testing.model_wire import (
     conversation_position,
     is_auxiliary,
     parse_sse,

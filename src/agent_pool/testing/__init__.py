@@ -7,14 +7,8 @@
 
 from agent_pool.testing.claude_cli import find_claude_cli, hermetic_claude_env
 from agent_pool.testing.fake_claude import fake_claude_command
-from agent_pool.testing.model_server import (
-    Conversation,
-    Script,
-    ScriptedModelServer,
-    ToolCall,
-    Turn,
-    Usage,
-)
+from agent_pool.testing.model_script import Conversation, Script, ToolCall, Turn, Usage
+from agent_pool.testing.model_server import ScriptedModelServer
 
 __all__ = [
     "Conversation",
