@@ -180,7 +180,7 @@ def test_exit_code(tmp_path: Path, fake: Path, env: dict[str, str]) -> None:
     ("script", "code", "reason"),
     [
         ("fake: error", 1, "API error (status 500): API Error: 500 Internal server error"),
-        ("fake: max-turns", 0, "exceeded max turns (5)"),
+        ("fake: max-turns", 1, "exceeded max turns (5)"),
         ("fake: deny Write\nfake: deny Bash", 0, "tool denied: Write, Bash"),
         ("fake: no-result", 0, "no result event in the session output"),
         ("fake: crash", -signal.SIGABRT, "killed by signal SIGABRT"),

@@ -36,6 +36,7 @@ def _register_commands() -> None:
         daemon_cmds,
         demo_cmd,
         doctor_cmd,
+        inbox_cmds,
         init_cmd,
         logs_cmd,
         submit_cmd,
@@ -53,6 +54,8 @@ def _register_commands() -> None:
         task_cmds.cancel,
         task_cmds.retry,
         doctor_cmd.doctor,
+        inbox_cmds.ask,
+        inbox_cmds.inbox,
         logs_cmd.logs,
         demo_cmd.demo,
     ):
