@@ -36,9 +36,11 @@ def _register_commands() -> None:
         daemon_cmds,
         demo_cmd,
         doctor_cmd,
+        hook_cmd,
         inbox_cmds,
         init_cmd,
         logs_cmd,
+        mcp_cmd,
         submit_cmd,
         task_cmds,
     )
@@ -57,6 +59,8 @@ def _register_commands() -> None:
         inbox_cmds.ask,
         inbox_cmds.inbox,
         logs_cmd.logs,
+        mcp_cmd.mcp,
+        hook_cmd.hook,
         demo_cmd.demo,
     ):
         cli.add_command(command)

@@ -24,6 +24,7 @@ from agent_pool.control.server import ControlServer
 from agent_pool.daemon.events import EventLog
 from agent_pool.daemon.lock import DaemonLock
 from agent_pool.daemon.postoffice import SETTLE_SECONDS, PostOffice, count_dead_letters
+from agent_pool.daemon.session_tools import SessionTools
 from agent_pool.daemon.supervisor import Supervisor, find_orphan, judge_log
 from agent_pool.daemon.watcher import MailWatcher
 from agent_pool.errors import AgentPoolError, UsageError
@@ -83,6 +84,7 @@ class Daemon:
         layout.sessions_dir.mkdir(mode=0o700)
         self.events = EventLog(layout.daemon_log, max_bytes=self.config.daemon.log_max_bytes)
         self.board = TaskBoard.open(layout.board_db)
+        self.tools = SessionTools(layout, self.home, registry=self._current_registry)
         self.supervisor = Supervisor(
             layout,
             self.board,
@@ -93,6 +95,8 @@ class Daemon:
             environ=self.environ,
             clock=self.clock,
             on_change=self._wake.set,
+            on_mail=self._hint,
+            tools=self.tools,
         )
         self.postoffice = PostOffice(
             layout,
@@ -107,6 +111,7 @@ class Daemon:
             loop.add_signal_handler(signum, self.request_stop)
         self.control = ControlServer(layout.socket_path, self._handle)
         await self.control.start()
+        await self.tools.start()  # after the socket: `status` answers while the SDK loads
 
         def hint_from_thread() -> None:
             loop.call_soon_threadsafe(self._hint)
@@ -144,6 +149,7 @@ class Daemon:
                 task.cancel()
         await self.supervisor.interrupt_all()
         self.watcher.stop()
+        await self.tools.close()
         await self.control.close()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -204,6 +210,9 @@ class Daemon:
         if retry_at is not None:
             deadline = min(deadline, retry_at)
         return max(0.0, deadline - now)
+
+    def _current_registry(self) -> PoolRegistry:
+        return self._registry or self._scan_registry()
 
     def _scan_registry(self) -> PoolRegistry:
         return scan_registry(

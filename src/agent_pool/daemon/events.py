@@ -26,7 +26,8 @@ class Event:
     seq: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "time": round(self.time, 6), "type": self.type, **self.data}
+        # The fixed fields come last so that no data key can overwrite them.
+        return {**self.data, "seq": self.seq, "time": round(self.time, 6), "type": self.type}
 
 
 class EventLog:

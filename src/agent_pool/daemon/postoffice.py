@@ -182,10 +182,14 @@ class PostOffice:
             return
         if item.action is Action.DELIVER_AND_QUEUE:
             report.queued.append(message)
-            self._emit("mail.queued", now, id=message.id, to=message.to, type=str(message.type))
+            self._emit(
+                "mail.queued", now, id=message.id, to=message.to, mail_type=str(message.type)
+            )
         else:
             report.delivered.append(message)
-            self._emit("mail.delivered", now, id=message.id, to=message.to, type=str(message.type))
+            self._emit(
+                "mail.delivered", now, id=message.id, to=message.to, mail_type=str(message.type)
+            )
 
     def dead_letter(
         self,

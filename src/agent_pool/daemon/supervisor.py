@@ -13,13 +13,16 @@ import contextlib
 import shutil
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agent_pool.board import TERMINAL, SessionResult, TaskBoard, TaskRecord, TaskStatus
 from agent_pool.config import PoolConfig
 from agent_pool.daemon.events import EventLog
+from agent_pool.daemon.session_tools import SessionTools, read_markers
 from agent_pool.errors import AgentPoolError
+from agent_pool.mail import Message, MessageType, new_message_id, post_message
+from agent_pool.mail.routing import DAEMON_ADDRESS
 from agent_pool.names import ROLE_NAMES
 from agent_pool.pool.layout import PoolLayout
 from agent_pool.session.argv import build_argv
@@ -39,6 +42,11 @@ from agent_pool.session.stream import read_result_event
 # Between SIGTERM and SIGKILL when a session must stop (cancel, timeout, drain).
 KILL_GRACE = 3.0
 BACKOFF_CAP = 3600.0
+MAX_HANDOFFS = 2
+# Marks an answer the daemon wrote for a session that never called send_response.
+FALLBACK_MARK = (
+    "[agent-pool: the session ended without calling send_response; this is its final result text]"
+)
 # How often a running session's log is read for live events, and the longest pause
 # between two checks of its timeout and stall limits.
 TAIL_POLL = 0.2
@@ -56,6 +64,7 @@ class Running:
     last_tool: str | None = None  # the latest tool call seen in its output, for status
     notices: list[Path] = field(default_factory=list)  # marked read once the task completes
     session_dir: Path | None = None  # per-session scratch files, removed at the end
+    token: str | None = None  # its key to the pool's tools, revoked at the end
     cancelled: bool = False
     interrupted: bool = False
 
@@ -73,6 +82,8 @@ class Supervisor:
         environ: Mapping[str, str],
         clock: Callable[[], float],
         on_change: Callable[[], None],
+        on_mail: Callable[[], None],
+        tools: SessionTools,
         runner: ProcessRunner | None = None,
     ) -> None:
         self._layout = layout
@@ -84,7 +95,9 @@ class Supervisor:
         self._environ = dict(environ)
         self._clock = clock
         self._on_change = on_change
+        self._on_mail = on_mail
         self._runner = runner or ProcessRunner()
+        self._tools = tools
         self.running: dict[str, Running] = {}
 
     def busy_agents(self) -> set[str]:
@@ -104,17 +117,26 @@ class Supervisor:
         entry = Running(task=active, log_path=log_path)
         self.running[task.id] = entry
         self._events.emit("task.started", now, id=task.id, to=task.to, attempt=active.attempts)
-        settings = config.settings_for(task.to)
         prompt = self._prompt_for(active, folder, config, entry)
         entry.session_dir = self._layout.sessions_dir / f"{task.id}-{active.attempts}"
         entry.session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # The exact prompt, for an operator looking at a running session.
         (entry.session_dir / "prompt.md").write_text(prompt, encoding="utf-8")
+        files = self._tools.prepare(active, entry.session_dir, config)
+        entry.token = files.token
+        settings = files.settings
+        env = self._session_env(task, config)
+        env["AGENT_POOL_SESSION_DIR"] = str(entry.session_dir)
         spec = SessionSpec(
             task_id=task.id,
-            argv=build_argv(config.runner.claude_bin, settings),
+            argv=build_argv(
+                config.runner.claude_bin,
+                settings,
+                mcp_config=files.mcp_config,
+                hook_settings=files.hook_settings,
+            ),
             cwd=config.project_dir,
-            env=self._session_env(task, config),
+            env=env,
             stdin=prompt.encode("utf-8"),
             log_path=log_path,
             stderr_path=logs / f"{task.id}.stderr.log",
@@ -245,18 +267,83 @@ class Supervisor:
     def _record_end(self, entry: Running, result: SessionResult) -> None:
         task = entry.task
         self.running.pop(task.id, None)
+        self._tools.revoke(entry.token)
+        markers = read_markers(entry.session_dir)
         if entry.session_dir is not None:
             shutil.rmtree(entry.session_dir, ignore_errors=True)
+        if markers.denials:
+            # The guard refused a write: whatever the session says, the work is not done.
+            result = replace(result, success=False, reason=f"write denied: {markers.denials[0]}")
         now = self._clock()
         if entry.cancelled:
             self._events.emit("session.stopped", now, id=task.id, reason="cancelled")
         elif entry.interrupted:
             self._board.requeue_interrupted(task.id, now)
             self._events.emit("task.requeued", now, id=task.id, reason="daemon stopping")
+        elif markers.handoff_note is not None and not markers.denials:
+            self._hand_off(task, markers.handoff_note, result)
         else:
             self.finish_task(task, result)
+            if result.success and not markers.responded:
+                self._answer_for(task, result)
         self._after_run(entry, result)
         self._on_change()
+
+    def _hand_off(self, task: TaskRecord, note: str, usage: SessionResult) -> None:
+        """The session asked for a fresh one: re-deliver the task with its note.
+
+        The second handoff is the last: an agent that cannot finish in three sessions
+        needs a person, not more sessions (each one costs money).
+        """
+        if task.handoffs + 1 >= MAX_HANDOFFS:
+            count = task.handoffs + 1
+            reason = f"handed off {count} times without finishing; last note: {note.strip()[:200]}"
+            self.finish_task(task, replace(usage, success=False, reason=reason), final=True)
+            return
+        now = self._clock()
+        record = self._board.mark_handoff(task.id, now, max_handoffs=MAX_HANDOFFS, usage=usage)
+        self._post(
+            Message(
+                id=new_message_id(),
+                sender=DAEMON_ADDRESS,
+                to=task.to,
+                type=MessageType.NOTIFY,
+                body=f"Handoff note from the previous session on task {task.id}:\n\n{note}",
+            )
+        )
+        self._events.emit(
+            "task.handoff",
+            now,
+            id=task.id,
+            handoffs=record.handoffs,
+            needs_attention=record.needs_attention,
+        )
+
+    def _answer_for(self, task: TaskRecord, result: SessionResult) -> None:
+        """The session never called send_response: answer with its final text, marked."""
+        text = result.result_text or "(the session gave no final text)"
+        self._post(
+            Message(
+                id=new_message_id(),
+                sender=task.to,
+                to=task.sender,
+                type=MessageType.RESPONSE,
+                in_reply_to=task.id,
+                body=f"{FALLBACK_MARK}\n\n{text}",
+            )
+        )
+        self._events.emit("task.fallback_response", self._clock(), id=task.id, to=task.sender)
+
+    def _post(self, message: Message) -> None:
+        try:
+            post_message(self._layout.postoffice, message)
+            # Route it before the next scheduling pass, not whenever the watcher
+            # notices: a handoff note must reach the session that picks the task up.
+            self._on_mail()
+        except (AgentPoolError, OSError) as exc:
+            self._events.emit(
+                "daemon.error", self._clock(), error=f"cannot post {message.id}: {exc}"
+            )
 
     def _after_run(self, entry: Running, result: SessionResult) -> None:
         """Bookkeeping of one finished run: the index row, read notices, done mail."""
@@ -284,15 +371,18 @@ class Supervisor:
             # Done mail leaves the inbox, so inboxes hold only what is still to do.
             mark_notices_read([folder / "inbox" / f"{task.id}.md"])
 
-    def finish_task(self, task: TaskRecord, result: SessionResult) -> None:
-        """Record a session's end on the board (retry policy included) and tell why."""
+    def finish_task(self, task: TaskRecord, result: SessionResult, *, final: bool = False) -> None:
+        """Record a session's end on the board (retry policy included) and tell why.
+
+        `final` fails the task at once instead of retrying it.
+        """
         now = self._clock()
         defaults = self._config().defaults
         outcome = self._board.finish(
             task.id,
             result,
             now,
-            max_attempts=defaults.max_attempts,
+            max_attempts=1 if final else defaults.max_attempts,
             backoff_base=defaults.retry_backoff.total_seconds(),
             backoff_cap=BACKOFF_CAP,
         )

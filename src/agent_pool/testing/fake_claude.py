@@ -25,6 +25,7 @@ Behaviour is scripted by directives in the prompt, one per line, run in order:
     fake: cost USD           total_cost_usd (default 0.0012)
     fake: write PATH TEXT    write TEXT to PATH, relative to the working directory
     fake: respond BODY       post a response mail into $AGENT_POOL_DIR/postoffice
+    fake: handoff NOTE       leave a handoff note, as the signal_handoff tool does
     fake: child              start a grandchild `sleep 1000` in our group, then hang
     fake: crash              abort (SIGABRT, no core file)
 
@@ -149,6 +150,13 @@ def _parse_flags(args: list[str]) -> tuple[dict[str, str], list[str]]:
             positional.append(arg)
         i += 1
     return options, positional
+
+
+def _session_marker(name: str, text: str) -> None:
+    folder = os.environ.get("AGENT_POOL_SESSION_DIR")
+    if folder:
+        with open(os.path.join(folder, name), "w", encoding="utf-8") as out:
+            out.write(text)
 
 
 def _record(argv: list[str], prompt: str) -> None:
@@ -393,7 +401,13 @@ class _Fake:
             out.write(text)
         # Readers skip dotfiles, so the mail appears whole or not at all.
         os.rename(temp, os.path.join(postoffice, f"{message_id}.md"))
+        # What the real send_response tool leaves for the daemon and the Stop hook.
+        _session_marker("responded", message_id)
         return None
+
+    def do_handoff(self, arg: str) -> None:
+        # What the real signal_handoff tool leaves: the daemon re-delivers the task.
+        _session_marker("handoff.md", arg or "handing over")
 
     def sender(self) -> str:
         for line in self.prompt.splitlines():

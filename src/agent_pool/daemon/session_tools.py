@@ -1,0 +1,141 @@
+"""What a session gets besides its prompt: the pool's tools and its hooks.
+
+The tools are served by the daemon itself over loopback HTTP (measured: a stdio MCP
+server started per session costs ~0.7 s, the SDK import alone ~0.6 s; the daemon's
+endpoint answers a new session in ~40 ms). Each session gets its own bearer token,
+which names its role, agent and task; the token is revoked when the session ends, so
+no session can act as another or outlive itself. Hooks come as a `--settings` file.
+
+After the session, the markers that the tools and hooks leave in the session folder
+say what happened: a response sent, a handoff asked for, writes denied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agent_pool.board import TaskRecord
+from agent_pool.config import EffectiveAgentSettings, PoolConfig
+from agent_pool.hooks.report import DENIALS_LOG, HANDOFF_MARKER, RESPONDED_MARKER
+from agent_pool.hooks.settings import write_hook_settings
+from agent_pool.pool.layout import HomeLayout, PoolLayout
+from agent_pool.pool.registry import PoolRegistry
+from agent_pool.tools.context import ToolBudgets, ToolContext, agent_context
+from agent_pool.tools.registry import SERVER_NAME, allowed_tool_names
+
+if TYPE_CHECKING:
+    from agent_pool.tools.http import HttpServerHandle
+
+
+@dataclass(frozen=True)
+class SessionFiles:
+    token: str
+    mcp_config: Path
+    hook_settings: Path
+    settings: EffectiveAgentSettings  # with the pool's tools added to the allowed ones
+
+
+@dataclass(frozen=True)
+class SessionMarkers:
+    responded: bool
+    handoff_note: str | None
+    denials: list[str]
+
+
+class SessionTools:
+    def __init__(
+        self,
+        layout: PoolLayout,
+        home: HomeLayout,
+        *,
+        registry: Callable[[], PoolRegistry],
+    ) -> None:
+        self._layout = layout
+        self._home = home
+        self._registry = registry
+        # Read from the HTTP server's threads too: dict lookups are atomic in CPython.
+        self._contexts: dict[str, ToolContext] = {}
+        self._handle: HttpServerHandle | None = None
+
+    async def start(self) -> None:
+        from agent_pool.tools.http import build_http_app, serve_http  # noqa: PLC0415  # ~0.6 s
+
+        self._handle = await serve_http(build_http_app(self._contexts.get))
+
+    async def close(self) -> None:
+        self._contexts.clear()
+        if self._handle is not None:
+            await self._handle.shutdown()
+            self._handle = None
+
+    @property
+    def url(self) -> str:
+        if self._handle is None:
+            raise RuntimeError("the tools endpoint is not running")
+        return self._handle.url
+
+    def prepare(self, task: TaskRecord, session_dir: Path, config: PoolConfig) -> SessionFiles:
+        context = agent_context(
+            self._layout,
+            self._home,
+            self._registry(),
+            task.to,
+            budgets=ToolBudgets.from_config(config),
+            task_id=task.id,
+            task_sender=task.sender,
+            session_dir=session_dir,
+        )
+        token = secrets.token_urlsafe(32)
+        self._contexts[token] = context
+        mcp_config = session_dir / "mcp.json"
+        server = {"type": "http", "url": self.url, "headers": {"Authorization": f"Bearer {token}"}}
+        _write_private(mcp_config, {"mcpServers": {SERVER_NAME: server}})
+        declared = config.experts.get(task.to)
+        hook_settings = write_hook_settings(
+            session_dir,
+            python=sys.executable,
+            pool_dir=self._layout.root,
+            project_dir=config.project_dir,
+            owns=declared.owns if declared else (),
+        )
+        base = config.settings_for(task.to)
+        tools = (*base.allowed_tools, *allowed_tool_names(context.role))
+        return SessionFiles(token, mcp_config, hook_settings, replace(base, allowed_tools=tools))
+
+    def revoke(self, token: str | None) -> None:
+        if token is not None:
+            self._contexts.pop(token, None)
+
+
+def read_markers(session_dir: Path | None) -> SessionMarkers:
+    if session_dir is None:
+        return SessionMarkers(responded=False, handoff_note=None, denials=[])
+    handoff = session_dir / HANDOFF_MARKER
+    denials = []
+    try:
+        for line in (session_dir / DENIALS_LOG).read_text(encoding="utf-8").splitlines():
+            try:
+                denials.append(str(json.loads(line).get("reason") or "denied"))
+            except (ValueError, AttributeError):
+                denials.append("denied (unreadable record)")
+    except FileNotFoundError:
+        pass
+    return SessionMarkers(
+        responded=(session_dir / RESPONDED_MARKER).exists(),
+        handoff_note=handoff.read_text(encoding="utf-8") if handoff.exists() else None,
+        denials=denials,
+    )
+
+
+def _write_private(path: Path, data: object) -> None:
+    # The file holds the session's token: readable by this user only.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle)
