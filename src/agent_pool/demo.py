@@ -35,6 +35,9 @@ FOOTER_HTML = '<footer>API: <span data-src="/health">checking</span></footer>\n'
 HEALTH_TASK = "Add a /health endpoint to the API that reports the service status."
 FOOTER_TASK = "Show the API health in the site footer, using the backend's /health endpoint."
 PORT_QUESTION = "Which port does the API listen on?"
+HEALTH_REPORT = 'Added GET /health in api/health.py; it returns {"status": "ok"}.'
+RESPOND = "mcp__agent-pool__send_response"
+UPDATE_STATE = "mcp__agent-pool__update_state"
 
 
 def demo_script(project: Path) -> Script:
@@ -54,7 +57,12 @@ def demo_script(project: Path) -> Script:
                         },
                         text="I will add the endpoint in api/health.py.",
                     ),
-                    Turn.text('Added GET /health in api/health.py; it returns {"status": "ok"}.'),
+                    Turn.tool(RESPOND, {"body": HEALTH_REPORT}),
+                    Turn.tool(
+                        UPDATE_STATE,
+                        {"content": "# State of backend\n\n- GET /health lives in api/health.py\n"},
+                    ),
+                    Turn.text("Done: endpoint added, state updated."),
                 ],
             ),
             Conversation(
@@ -67,12 +75,18 @@ def demo_script(project: Path) -> Script:
                             "content": FOOTER_HTML,
                         },
                     ),
-                    Turn.text("The footer in web/footer.html now shows the API health."),
+                    Turn.tool(RESPOND, {"body": "web/footer.html now shows the API health."}),
+                    Turn.text("Done."),
                 ],
             ),
             Conversation(
                 match=PORT_QUESTION,
-                turns=[Turn.text("The API listens on port 8080 (see api/health.py).")],
+                turns=[
+                    Turn.tool(
+                        RESPOND, {"body": "The API listens on port 8080 (see api/health.py)."}
+                    ),
+                    Turn.text("Answered."),
+                ],
             ),
         ]
     )
@@ -115,7 +129,12 @@ def _drive(layout: PoolLayout, events: Iterator[dict[str, Any]], say: Say) -> fl
     wanted = {health, footer, question}
     records = _follow(layout, events, wanted, say)
     say("")
-    say(f"answer to {PORT_QUESTION!r}: {records[question].result}")
+    answers = _answers(layout)
+    say(f"answer to {PORT_QUESTION!r}: {answers.get(question, '(none)')}")
+    for task_id in (health, footer):
+        say(f"{records[task_id].to} reported on {task_id}: {answers.get(task_id, '(none)')}")
+    state = (layout.expert_dir("backend") / "state.md").read_text(encoding="utf-8").strip()
+    say(f"backend's state.md, written by its session: {' / '.join(state.splitlines()[2:])}")
     say("files the experts changed:")
     project = layout.root.parent
     for path in sorted(project.rglob("*")):
@@ -158,13 +177,29 @@ def _describe(event: dict[str, Any]) -> str | None:
     if kind == "task.started":
         return f"  {task}: {event.get('to')} started a Claude Code session"
     if kind == "session.tool_call":
+        tool = str(event.get("tool")).replace("mcp__agent-pool__", "agent-pool tool ")
         detail = event.get("input", {}).get("file_path", "")
-        return f"  {task}: {event.get('tool')} {detail}".rstrip()
+        return f"  {task}: {tool} {detail}".rstrip()
     if kind == "task.completed":
         return f"  {task}: completed (${event.get('cost_usd') or 0:.4f})"
     if kind in ("task.failed", "task.retry"):
         return f"  {task}: {kind.split('.')[1]}: {event.get('reason')}"
     return None
+
+
+def _answers(layout: PoolLayout) -> dict[str, str]:
+    """Responses routed to the concierge (the user's inbox), by the task they answer."""
+    deadline = time.monotonic() + 10
+    while True:
+        board = TaskBoard.open_readonly(layout.board_db)
+        try:
+            mail = board.messages_to("concierge", types={"response"}, limit=100)
+        finally:
+            board.close()
+        answers = {m.in_reply_to: m.body.strip() for m in mail if m.in_reply_to}
+        if len(answers) >= 3 or time.monotonic() > deadline:
+            return answers
+        time.sleep(0.05)
 
 
 def _records(layout: PoolLayout, ids: set[str]) -> dict[str, TaskRecord]:

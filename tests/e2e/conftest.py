@@ -21,8 +21,10 @@ from typing import Any
 import psutil
 import pytest
 
-from agent_pool.testing import Script, ScriptedModelServer
+from agent_pool.testing import Conversation, Script, ScriptedModelServer
 from agent_pool.testing.claude_cli import find_claude_cli, hermetic_claude_env
+from tests.conftest import CliEnv
+from tests.harness import Pool, cleanup, make_pool
 
 RUN_TIMEOUT = 30.0
 
@@ -189,3 +191,34 @@ def claude(claude_cli: Path, tmp_path: Path) -> ClaudeRunner:
     project = tmp_path / "project"
     project.mkdir()
     return ClaudeRunner(claude_cli, project, tmp_path / "claude-config")
+
+
+RESPOND = "mcp__agent-pool__send_response"
+StartPool = Callable[[list[Conversation], str], Pool]
+
+
+@pytest.fixture
+def real_pool(cli: CliEnv, tmp_path: Path) -> Iterator[StartPool]:
+    """A pool whose sessions run the real CLI against a scripted model."""
+    claude = find_claude_cli()
+    assert claude is not None, "the pinned Claude Code CLI is missing: run `make test`"
+    servers: list[ScriptedModelServer] = []
+    pools: list[Pool] = []
+
+    def start(conversations: list[Conversation], defaults: str = "") -> Pool:
+        server = ScriptedModelServer(Script(conversations), log_path=tmp_path / "model-requests.jsonl")
+        server.start()
+        servers.append(server)
+        pool = make_pool(cli)
+        pools.append(pool)
+        cli.env.update(hermetic_claude_env(server.base_url, tmp_path / "claude-config"))
+        cli.env["AGENT_POOL_CLAUDE_BIN"] = str(claude)
+        pool.configure('[defaults]\nallowed_tools = ["Read", "Write"]\n' + defaults + "\n")
+        pool.start()
+        return pool
+
+    yield start
+    for pool in pools:
+        cleanup(pool)
+    for server in servers:
+        server.stop()

@@ -5,54 +5,35 @@ Every spawn flag, the stream-json parsing and the verdicts are exercised for rea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
 from pathlib import Path
 
 import pytest
 
 from agent_pool.board import TaskStatus
-from agent_pool.testing import Conversation, Script, ScriptedModelServer, Turn
-from agent_pool.testing.claude_cli import find_claude_cli, hermetic_claude_env
+from agent_pool.testing import Conversation, Turn
 from tests.conftest import CliEnv
-from tests.harness import Pool, cleanup, make_pool, wait_until
+from tests.e2e.conftest import RESPOND, StartPool
+from tests.harness import wait_until
 
 RETRY_FAST = 'retry_backoff = "100ms"\nmax_attempts = 2\n'
 
-StartPool = Callable[[list[Conversation], str], Pool]
-
-
-@pytest.fixture
-def real_pool(cli: CliEnv, tmp_path: Path) -> Iterator[StartPool]:
-    """A pool whose sessions run the real CLI against a scripted model."""
-    claude = find_claude_cli()
-    assert claude is not None, "the pinned Claude Code CLI is missing: run `make test`"
-    servers: list[ScriptedModelServer] = []
-    pools: list[Pool] = []
-
-    def start(conversations: list[Conversation], defaults: str = "") -> Pool:
-        server = ScriptedModelServer(Script(conversations))
-        server.start()
-        servers.append(server)
-        pool = make_pool(cli)
-        pools.append(pool)
-        cli.env.update(hermetic_claude_env(server.base_url, tmp_path / "claude-config"))
-        cli.env["AGENT_POOL_CLAUDE_BIN"] = str(claude)
-        pool.configure('[defaults]\nallowed_tools = ["Read", "Write"]\n' + defaults + "\n")
-        pool.start()
-        return pool
-
-    yield start
-    for pool in pools:
-        cleanup(pool)
-    for server in servers:
-        server.stop()
-
 
 def test_a_task_completes_from_a_scripted_text_answer(real_pool: StartPool) -> None:
-    pool = real_pool([Conversation(match="What is six times seven", turns=[Turn.text("42")])], "")
+    pool = real_pool(
+        [
+            Conversation(
+                match="What is six times seven",
+                turns=[Turn.tool(RESPOND, {"body": "42"}), Turn.text("answered: 42")],
+            )
+        ],
+        "",
+    )
     task_id = pool.post("backend", "What is six times seven?")
     record = pool.wait_status(task_id, "completed", timeout=60)
-    assert record.result == "42"
+    assert record.result == "answered: 42"
+    inbox = json.loads(pool.cli.run("inbox", "--json").out)
+    assert [(m["in_reply_to"], m["body"].strip()) for m in inbox] == [(task_id, "42")]
     assert record.exit_code == 0
     assert record.num_turns >= 1
     log = Path(record.log_path or "")
@@ -69,6 +50,7 @@ def test_a_write_lands_in_the_project(real_pool: StartPool, cli: CliEnv) -> None
                     Turn.tool(
                         "Write", {"file_path": str(target), "content": "hello from backend\n"}
                     ),
+                    Turn.tool(RESPOND, {"body": "wrote notes/hello.txt"}),
                     Turn.text("written"),
                 ],
             )
@@ -124,7 +106,15 @@ def test_a_hanging_session_is_stopped_by_the_stall_timeout(real_pool: StartPool)
 
 def test_a_daemon_restart_mid_session_adopts_the_real_session(real_pool: StartPool) -> None:
     pool = real_pool(
-        [Conversation(match="Slow answer", turns=[Turn.text("worth the wait", delay_s=4.0)])],
+        [
+            Conversation(
+                match="Slow answer",
+                turns=[
+                    Turn.tool(RESPOND, {"body": "slow but sure"}, delay_s=4.0),
+                    Turn.text("worth the wait"),
+                ],
+            )
+        ],
         "",
     )
     task_id = pool.post("backend", "Slow answer please")

@@ -19,6 +19,9 @@ def test_the_demo_runs_a_pool_end_to_end(cli: CliEnv) -> None:
     assert "api/health.py: def health()" in out
     assert "web/footer.html: <footer>" in out
     assert len(re.findall(r": completed \(\$\d+\.\d{4}\)", out)) == 3
+    assert "backend reported on" in out
+    assert "GET /health lives in api/health.py" in out  # state.md written by the session
+    assert "agent-pool tool send_response" in out
     # The dependant started only after its dependency completed.
     lines = out.splitlines()
     health_done = next(

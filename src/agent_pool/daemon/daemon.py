@@ -24,7 +24,7 @@ from agent_pool.control.server import ControlServer
 from agent_pool.daemon.events import EventLog
 from agent_pool.daemon.lock import DaemonLock
 from agent_pool.daemon.postoffice import SETTLE_SECONDS, PostOffice, count_dead_letters
-from agent_pool.daemon.session_tools import SessionTools
+from agent_pool.daemon.session_tools import SessionTools, session_dir_name
 from agent_pool.daemon.supervisor import Supervisor, find_orphan, judge_log
 from agent_pool.daemon.watcher import MailWatcher
 from agent_pool.errors import AgentPoolError, UsageError
@@ -79,11 +79,9 @@ class Daemon:
         layout = self.layout
         for folder in (layout.postoffice, layout.dead_letter, layout.runtime_dir):
             folder.mkdir(parents=True, exist_ok=True)
-        # Scratch folders of sessions that a crash left behind.
-        shutil.rmtree(layout.sessions_dir, ignore_errors=True)
-        layout.sessions_dir.mkdir(mode=0o700)
         self.events = EventLog(layout.daemon_log, max_bytes=self.config.daemon.log_max_bytes)
         self.board = TaskBoard.open(layout.board_db)
+        self._sweep_session_dirs()
         self.tools = SessionTools(layout, self.home, registry=self._current_registry)
         self.supervisor = Supervisor(
             layout,
@@ -111,7 +109,11 @@ class Daemon:
             loop.add_signal_handler(signum, self.request_stop)
         self.control = ControlServer(layout.socket_path, self._handle)
         await self.control.start()
-        await self.tools.start()  # after the socket: `status` answers while the SDK loads
+        # After the socket, so `status` answers while the SDK loads.
+        if not await self.tools.start() and self.supervisor.running:
+            self.events.emit(
+                "tools.port_changed", self.clock(), adopted=list(self.supervisor.running)
+            )
 
         def hint_from_thread() -> None:
             loop.call_soon_threadsafe(self._hint)
@@ -233,6 +235,15 @@ class Daemon:
         return agent_folder(self.layout, registry, name)
 
     # -- crash recovery ------------------------------------------------------------
+
+    def _sweep_session_dirs(self) -> None:
+        """Remove scratch folders that a crash left behind, except those of sessions
+        that may still be running (they are adopted below and still use theirs)."""
+        keep = {session_dir_name(task) for task in self.board.active_tasks()}
+        self.layout.sessions_dir.mkdir(mode=0o700, exist_ok=True)
+        for child in self.layout.sessions_dir.iterdir():
+            if child.name not in keep:
+                shutil.rmtree(child, ignore_errors=True)
 
     def _reconcile_sessions(self) -> None:
         """Account for every task an earlier daemon left active.

@@ -64,10 +64,45 @@ class SessionTools:
         self._contexts: dict[str, ToolContext] = {}
         self._handle: HttpServerHandle | None = None
 
-    async def start(self) -> None:
+    async def start(self) -> bool:
+        """Serve the tools; True if the previous daemon's port could be reused.
+
+        Sessions adopted after a crash still hold the old URL in their MCP config, so
+        the endpoint comes back on the same port whenever that port is free.
+        """
         from agent_pool.tools.http import build_http_app, serve_http  # noqa: PLC0415  # ~0.6 s
 
-        self._handle = await serve_http(build_http_app(self._contexts.get))
+        port_file = self._layout.tools_port_file
+        previous = _read_port(port_file)
+        app = build_http_app(self._contexts.get)
+        try:
+            self._handle = await serve_http(app, port=previous or 0)
+            reused = previous is not None
+        except OSError:
+            self._handle = await serve_http(app, port=0)
+            reused = False
+        port_file.write_text(f"{self._handle.port}\n", encoding="ascii")
+        return reused
+
+    def restore(self, task: TaskRecord, session_dir: Path, config: PoolConfig) -> str | None:
+        """Accept again the token of a session adopted after a crash; returns it."""
+        try:
+            data = json.loads((session_dir / "mcp.json").read_text(encoding="utf-8"))
+            header = data["mcpServers"][SERVER_NAME]["headers"]["Authorization"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        token = str(header).removeprefix("Bearer ")
+        self._contexts[token] = agent_context(
+            self._layout,
+            self._home,
+            self._registry(),
+            task.to,
+            budgets=ToolBudgets.from_config(config),
+            task_id=task.id,
+            task_sender=task.sender,
+            session_dir=session_dir,
+        )
+        return token
 
     async def close(self) -> None:
         self._contexts.clear()
@@ -132,6 +167,18 @@ def read_markers(session_dir: Path | None) -> SessionMarkers:
         handoff_note=handoff.read_text(encoding="utf-8") if handoff.exists() else None,
         denials=denials,
     )
+
+
+def _read_port(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
+def session_dir_name(task: TaskRecord) -> str:
+    return f"{task.id}-{task.attempts}"
 
 
 def _write_private(path: Path, data: object) -> None:

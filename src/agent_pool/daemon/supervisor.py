@@ -19,7 +19,7 @@ from pathlib import Path
 from agent_pool.board import TERMINAL, SessionResult, TaskBoard, TaskRecord, TaskStatus
 from agent_pool.config import PoolConfig
 from agent_pool.daemon.events import EventLog
-from agent_pool.daemon.session_tools import SessionTools, read_markers
+from agent_pool.daemon.session_tools import SessionTools, read_markers, session_dir_name
 from agent_pool.errors import AgentPoolError
 from agent_pool.mail import Message, MessageType, new_message_id, post_message
 from agent_pool.mail.routing import DAEMON_ADDRESS
@@ -118,7 +118,7 @@ class Supervisor:
         self.running[task.id] = entry
         self._events.emit("task.started", now, id=task.id, to=task.to, attempt=active.attempts)
         prompt = self._prompt_for(active, folder, config, entry)
-        entry.session_dir = self._layout.sessions_dir / f"{task.id}-{active.attempts}"
+        entry.session_dir = self._layout.sessions_dir / session_dir_name(active)
         entry.session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # The exact prompt, for an operator looking at a running session.
         (entry.session_dir / "prompt.md").write_text(prompt, encoding="utf-8")
@@ -155,6 +155,10 @@ class Supervisor:
     def adopt(self, task: TaskRecord, identity: ProcessIdentity) -> None:
         """Follow a session started by an earlier daemon (it kept running while we were down)."""
         entry = Running(task=task, log_path=Path(task.log_path or ""))
+        session_dir = self._layout.sessions_dir / session_dir_name(task)
+        if session_dir.is_dir():
+            entry.session_dir = session_dir
+            entry.token = self._tools.restore(task, session_dir, self._config())
         entry.session = self._runner.adopt(identity)
         self.running[task.id] = entry
         self._events.emit("task.adopted", self._clock(), id=task.id, to=task.to, pid=identity.pid)

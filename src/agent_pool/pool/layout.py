@@ -74,6 +74,11 @@ class PoolLayout:
         return self.runtime_dir / "daemon.log"
 
     @property
+    def tools_port_file(self) -> Path:
+        """The loopback port of the tools endpoint, kept so a restart can reuse it."""
+        return self.runtime_dir / "tools-port"
+
+    @property
     def sessions_dir(self) -> Path:
         """Per-session scratch folders (MCP config, hook settings), removed after each run."""
         return self.runtime_dir / "sessions"
