@@ -206,7 +206,9 @@ def real_pool(cli: CliEnv, tmp_path: Path) -> Iterator[StartPool]:
     pools: list[Pool] = []
 
     def start(conversations: list[Conversation], defaults: str = "") -> Pool:
-        server = ScriptedModelServer(Script(conversations), log_path=tmp_path / "model-requests.jsonl")
+        server = ScriptedModelServer(
+            Script(conversations), log_path=tmp_path / "model-requests.jsonl"
+        )
         server.start()
         servers.append(server)
         pool = make_pool(cli)
