@@ -25,7 +25,7 @@ from agent_pool.errors import AgentPoolError
 from agent_pool.mail import Message, MessageType, new_message_id, post_message
 from agent_pool.pool.create import init_pool
 from agent_pool.pool.layout import PoolLayout
-from agent_pool.testing import Conversation, Script, ScriptedModelServer, Turn
+from agent_pool.testing import Conversation, Script, ScriptedModelServer, ToolCall, Turn
 from agent_pool.testing.claude_cli import hermetic_claude_env
 
 Say = Callable[[str], None]
@@ -75,7 +75,17 @@ def demo_script(project: Path) -> Script:
                             "content": FOOTER_HTML,
                         },
                     ),
-                    Turn.tool(RESPOND, {"body": "web/footer.html now shows the API health."}),
+                    Turn.tools(
+                        [
+                            ToolCall(
+                                RESPOND, {"body": "web/footer.html now shows the API health."}
+                            ),
+                            ToolCall(
+                                UPDATE_STATE,
+                                {"content": "# State of frontend\n\n- the footer polls /health\n"},
+                            ),
+                        ]
+                    ),
                     Turn.text("Done."),
                 ],
             ),

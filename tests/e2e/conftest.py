@@ -21,7 +21,7 @@ from typing import Any
 import psutil
 import pytest
 
-from agent_pool.testing import Conversation, Script, ScriptedModelServer
+from agent_pool.testing import Conversation, Script, ScriptedModelServer, ToolCall, Turn
 from agent_pool.testing.claude_cli import find_claude_cli, hermetic_claude_env
 from tests.conftest import CliEnv
 from tests.harness import Pool, cleanup, make_pool
@@ -194,6 +194,19 @@ def claude(claude_cli: Path, tmp_path: Path) -> ClaudeRunner:
 
 
 RESPOND = "mcp__agent-pool__send_response"
+UPDATE_STATE = "mcp__agent-pool__update_state"
+
+
+def report(body: str) -> Turn:
+    """What a well-behaved task session does last: answer, and keep its state current."""
+    return Turn.tools(
+        [
+            ToolCall(RESPOND, {"body": body}),
+            ToolCall(UPDATE_STATE, {"content": f"# State\n\n- {body}\n"}),
+        ]
+    )
+
+
 StartPool = Callable[[list[Conversation], str], Pool]
 
 

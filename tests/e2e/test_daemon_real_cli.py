@@ -13,7 +13,7 @@ import pytest
 from agent_pool.board import TaskStatus
 from agent_pool.testing import Conversation, Turn
 from tests.conftest import CliEnv
-from tests.e2e.conftest import RESPOND, StartPool
+from tests.e2e.conftest import RESPOND, UPDATE_STATE, StartPool, report
 from tests.harness import wait_until
 
 RETRY_FAST = 'retry_backoff = "100ms"\nmax_attempts = 2\n'
@@ -24,7 +24,7 @@ def test_a_task_completes_from_a_scripted_text_answer(real_pool: StartPool) -> N
         [
             Conversation(
                 match="What is six times seven",
-                turns=[Turn.tool(RESPOND, {"body": "42"}), Turn.text("answered: 42")],
+                turns=[report("42"), Turn.text("answered: 42")],
             )
         ],
         "",
@@ -50,7 +50,7 @@ def test_a_write_lands_in_the_project(real_pool: StartPool, cli: CliEnv) -> None
                     Turn.tool(
                         "Write", {"file_path": str(target), "content": "hello from backend\n"}
                     ),
-                    Turn.tool(RESPOND, {"body": "wrote notes/hello.txt"}),
+                    report("wrote notes/hello.txt"),
                     Turn.text("written"),
                 ],
             )
@@ -111,6 +111,7 @@ def test_a_daemon_restart_mid_session_adopts_the_real_session(real_pool: StartPo
                 match="Slow answer",
                 turns=[
                     Turn.tool(RESPOND, {"body": "slow but sure"}, delay_s=4.0),
+                    Turn.tool(UPDATE_STATE, {"content": "# State\n\n- slow but sure\n"}),
                     Turn.text("worth the wait"),
                 ],
             )

@@ -9,7 +9,7 @@ from agent_pool.daemon.supervisor import FALLBACK_MARK
 from agent_pool.mail import MessageType, parse_mail
 from agent_pool.testing import Conversation, Turn
 from tests.conftest import CliEnv
-from tests.e2e.conftest import RESPOND, StartPool
+from tests.e2e.conftest import RESPOND, StartPool, report
 from tests.harness import Pool, wait_until
 
 TOOL = "mcp__agent-pool__"
@@ -167,14 +167,14 @@ def test_recall_and_search_index_read_earlier_sessions(real_pool: StartPool) -> 
         [
             Conversation(
                 match="About caching",
-                turns=[Turn.tool(RESPOND, {"body": "cache uses redis"}), Turn.text("cache done")],
+                turns=[report("cache uses redis"), Turn.text("cache done")],
             ),
             Conversation(
                 match="Look back",
                 turns=[
                     Turn.tool(f"{TOOL}recall", {"task_id": "first-task"}),
                     Turn.tool(f"{TOOL}search_index", {"query": "cache done"}),
-                    Turn.tool(RESPOND, {"body": "recalled"}),
+                    report("recalled"),
                     Turn.text("ok"),
                 ],
             ),

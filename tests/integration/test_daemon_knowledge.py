@@ -31,8 +31,8 @@ def test_the_prompt_carries_knowledge_notices_and_the_task(pool: Pool) -> None:
     assert prompt.index("The API uses FastAPI.") < prompt.index("Add the endpoint")
     inbox = backend / "inbox"
     # Read notices and finished task mail leave the inbox; nothing is deleted.
-    assert not (inbox / f"{notice}.md").exists()
-    assert (inbox / "read" / f"{notice}.md").exists()
+    assert not (inbox / "notices" / f"{notice}.md").exists()
+    assert (inbox / "notices" / "read" / f"{notice}.md").exists()
     assert not (inbox / f"{task_id}.md").exists()
     assert (inbox / "read" / f"{task_id}.md").exists()
 

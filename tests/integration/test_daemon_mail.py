@@ -132,7 +132,7 @@ def test_ten_concurrent_submitters_deliver_exactly_once(pool: Pool) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    inbox = pool.layout.root / "experts" / "backend" / "inbox"
+    inbox = pool.layout.root / "experts" / "backend" / "inbox" / "notices"
     wait_until(lambda: len(list(inbox.glob("n-*.md"))) == 1000, 30, "1000 deliveries")
     wait_until(lambda: not any(pool.layout.postoffice.iterdir()), 10, "an empty postoffice")
     assert list(pool.layout.dead_letter.iterdir()) == []

@@ -14,7 +14,10 @@ from agent_pool.hooks.report import (
     HANDOFF_MARKER,
     HOOKS_LOG,
     REMINDED_MARKER,
+    REQUIRE_STATE_MARKER,
     RESPONDED_MARKER,
+    STATE_REMINDER,
+    STATE_UPDATED_MARKER,
     STOP_REMINDER,
     append_record,
     mark_reminded,
@@ -22,6 +25,7 @@ from agent_pool.hooks.report import (
     timestamp,
 )
 from agent_pool.hooks.run import run_pre_tool_use, run_stop
+from agent_pool.tools.knowledge import STATE_MARKER
 
 NOW = 1_790_000_000.25
 
@@ -257,3 +261,17 @@ def test_run_pre_tool_use_denies_a_write_without_a_path(
 def test_run_pre_tool_use_ignores_other_tools(project: Path, tmp_path: Path) -> None:
     hook_input = {"tool_name": "Bash", "cwd": str(project), "tool_input": {"command": "ls"}}
     assert _pre(project, tmp_path, hook_input) == (0, "")
+
+
+def test_a_task_session_must_also_leave_its_state_current(tmp_path: Path) -> None:
+    (tmp_path / REQUIRE_STATE_MARKER).touch()
+    assert stop_decision({}, session_dir=tmp_path) == (2, STOP_REMINDER)
+    (tmp_path / RESPONDED_MARKER).write_text("r-1")
+    assert stop_decision({}, session_dir=tmp_path) == (2, STATE_REMINDER)
+    assert stop_decision({"stop_hook_active": True}, session_dir=tmp_path) == (0, "")
+    (tmp_path / STATE_UPDATED_MARKER).write_text("now")
+    assert stop_decision({}, session_dir=tmp_path) == (0, "")
+
+
+def test_the_hook_and_the_tool_agree_on_the_state_marker() -> None:
+    assert STATE_UPDATED_MARKER == STATE_MARKER

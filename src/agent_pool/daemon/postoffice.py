@@ -20,7 +20,7 @@ from pathlib import Path
 from agent_pool.board import DependencyCycleError, RecordOutcome, TaskBoard
 from agent_pool.errors import MailError
 from agent_pool.fsutil import fsync_dir, write_file_atomic
-from agent_pool.mail import Message, compose_mail, parse_mail
+from agent_pool.mail import Message, MessageType, compose_mail, parse_mail
 from agent_pool.mail.routing import Action, decide
 from agent_pool.names import is_valid_message_id
 from agent_pool.pool.layout import PoolLayout
@@ -28,6 +28,7 @@ from agent_pool.pool.registry import PoolRegistry
 
 Emit = Callable[..., object]
 
+NOTICES_DIR = "notices"  # inbox/notices/: notify mail, shown in the agent's next prompt
 # Mail that does not parse but was written this recently may still be being written by
 # a writer that does not post atomically (`cat > postoffice/x.md`): look again later
 # instead of dead-lettering half a message.
@@ -168,6 +169,10 @@ class PostOffice:
                 report.cancels.append((message, item.path))
             return
         inbox = self._inbox_of(message.to)
+        if message.type is MessageType.NOTIFY:
+            # Notices get their own folder: building a prompt lists only them, not the
+            # whole queue of task mail (which made every spawn cost O(queue length)).
+            inbox = inbox / NOTICES_DIR
         inbox.mkdir(parents=True, exist_ok=True)
         target = inbox / f"{message.id}.md"
         try:

@@ -23,8 +23,14 @@ from typing import TYPE_CHECKING
 
 from agent_pool.board import TaskRecord
 from agent_pool.config import EffectiveAgentSettings, PoolConfig
-from agent_pool.hooks.report import DENIALS_LOG, HANDOFF_MARKER, RESPONDED_MARKER
+from agent_pool.hooks.report import (
+    DENIALS_LOG,
+    HANDOFF_MARKER,
+    REQUIRE_STATE_MARKER,
+    RESPONDED_MARKER,
+)
 from agent_pool.hooks.settings import write_hook_settings
+from agent_pool.mail import MessageType
 from agent_pool.pool.layout import HomeLayout, PoolLayout
 from agent_pool.pool.registry import PoolRegistry
 from agent_pool.tools.context import ToolBudgets, ToolContext, agent_context
@@ -129,6 +135,9 @@ class SessionTools:
         )
         token = secrets.token_urlsafe(32)
         self._contexts[token] = context
+        if task.type is MessageType.TASK:
+            # The Stop hook insists, once, that a task session leaves its state current.
+            (session_dir / REQUIRE_STATE_MARKER).touch()
         mcp_config = session_dir / "mcp.json"
         server = {"type": "http", "url": self.url, "headers": {"Authorization": f"Bearer {token}"}}
         _write_private(mcp_config, {"mcpServers": {SERVER_NAME: server}})

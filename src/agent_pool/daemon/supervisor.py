@@ -19,6 +19,7 @@ from pathlib import Path
 from agent_pool.board import TERMINAL, SessionResult, TaskBoard, TaskRecord, TaskStatus
 from agent_pool.config import PoolConfig
 from agent_pool.daemon.events import EventLog
+from agent_pool.daemon.postoffice import NOTICES_DIR
 from agent_pool.daemon.session_tools import SessionTools, read_markers, session_dir_name
 from agent_pool.errors import AgentPoolError
 from agent_pool.mail import Message, MessageType, new_message_id, post_message
@@ -178,7 +179,7 @@ class Supervisor:
             contracts_dir=self._layout.contracts,
             role=task.to if task.to in ROLE_NAMES else "expert",
             overlay_dir=overlay,
-            inbox_dir=folder / "inbox",
+            inbox_dir=folder / "inbox" / NOTICES_DIR,
             budgets=PromptBudgets.from_defaults(config.defaults),
             max_mail_bytes=config.mail.max_bytes,
         )

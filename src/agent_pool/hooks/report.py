@@ -36,6 +36,13 @@ EXIT_ALLOW: Final = 0
 # and stderr goes back to the model.
 EXIT_BLOCK: Final = 2
 
+# Written by the daemon for task sessions: they must also leave their state current.
+REQUIRE_STATE_MARKER: Final = "require-state"
+STATE_UPDATED_MARKER: Final = "state-updated"  # written by the update_state tool
+STATE_REMINDER: Final = (
+    "You have not updated your knowledge: call mcp__agent-pool__update_state with what is "
+    "true now (what you changed, what you learned) before you finish."
+)
 STOP_REMINDER: Final = (
     "You have not reported back: call mcp__agent-pool__send_response with your answer "
     "now (and mcp__agent-pool__update_state if you learned something worth keeping)."
@@ -47,18 +54,26 @@ _APPEND_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_C
 def stop_decision(hook_input: Mapping[str, object], *, session_dir: StrPath) -> tuple[int, str]:
     """(exit code, stderr) for a Stop hook: (2, reminder) sends the session back once.
 
-    A session that responded or handed off stops. One that was already sent back
-    (`stop_hook_active`, or our own marker should that flag ever be missing) stops too.
+    A session stops when it handed off, or when it responded and (for a task, whose
+    session folder holds the `require-state` marker) updated its state. One that was
+    already sent back (`stop_hook_active`, or our own marker should that flag ever be
+    missing) stops too: the daemon then answers for it.
     """
     folder = os.fspath(session_dir)
-    if _has_marker(folder, RESPONDED_MARKER) or _has_marker(folder, HANDOFF_MARKER):
+    if _has_marker(folder, HANDOFF_MARKER):
+        return EXIT_ALLOW, ""
+    responded = _has_marker(folder, RESPONDED_MARKER)
+    state_due = _has_marker(folder, REQUIRE_STATE_MARKER) and not _has_marker(
+        folder, STATE_UPDATED_MARKER
+    )
+    if responded and not state_due:
         return EXIT_ALLOW, ""
     # Anything but a plain `false` (or no flag) counts as active: never risk a loop.
     if hook_input.get("stop_hook_active", False) is not False:
         return EXIT_ALLOW, ""
     if _has_marker(folder, REMINDED_MARKER):
         return EXIT_ALLOW, ""
-    return EXIT_BLOCK, STOP_REMINDER
+    return EXIT_BLOCK, STATE_REMINDER if responded else STOP_REMINDER
 
 
 def mark_reminded(session_dir: StrPath) -> None:

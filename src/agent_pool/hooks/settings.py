@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from agent_pool.fsutil import write_file_atomic
-
 HOOK_MODULE: Final = "agent_pool.hooks"
 SETTINGS_FILE_NAME: Final = "hook-settings.json"
 # Every built-in tool that writes a file; the guard checks exactly these.
@@ -73,5 +71,7 @@ def write_hook_settings(
         session_dir=session_dir,
     )
     path = session_dir / SETTINGS_FILE_NAME
-    write_file_atomic(path, (json.dumps(settings, indent=2) + "\n").encode("utf-8"))
+    # A scratch file of one session (swept after a crash): no fsync needed, and the
+    # session starts only after this returns, so it never sees half a file.
+    path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     return path

@@ -105,6 +105,17 @@ class _EmbeddedServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.ready = asyncio.Event()
+        self.exit_requested = asyncio.Event()
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        self.exit_requested.set()
+
+    async def main_loop(self) -> None:
+        # uvicorn's own loop wakes every 0.1 s (to refresh its Date header); an idle
+        # daemon must not wake at all, so this one just waits to be told to stop.
+        await self.on_tick(0)
+        await self.exit_requested.wait()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -130,7 +141,7 @@ class HttpServerHandle:
 
     async def shutdown(self, timeout: float = 5.0) -> None:
         """Stop accepting, let in-flight requests finish (bounded), then stop; idempotent."""
-        self._server.should_exit = True
+        self._server.request_exit()
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
@@ -163,7 +174,7 @@ async def serve_http(app: ASGIApp, host: str = "127.0.0.1", port: int = 0) -> Ht
     finally:
         ready.cancel()
         if not server.ready.is_set():
-            server.should_exit = True
+            server.request_exit()
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
