@@ -98,16 +98,7 @@ class SessionTools:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         token = str(header).removeprefix("Bearer ")
-        self._contexts[token] = agent_context(
-            self._layout,
-            self._home,
-            self._registry(),
-            task.to,
-            budgets=ToolBudgets.from_config(config),
-            task_id=task.id,
-            task_sender=task.sender,
-            session_dir=session_dir,
-        )
+        self._contexts[token] = self._context_for(task, session_dir, config)
         return token
 
     async def close(self) -> None:
@@ -123,16 +114,7 @@ class SessionTools:
         return self._handle.url
 
     def prepare(self, task: TaskRecord, session_dir: Path, config: PoolConfig) -> SessionFiles:
-        context = agent_context(
-            self._layout,
-            self._home,
-            self._registry(),
-            task.to,
-            budgets=ToolBudgets.from_config(config),
-            task_id=task.id,
-            task_sender=task.sender,
-            session_dir=session_dir,
-        )
+        context = self._context_for(task, session_dir, config)
         token = secrets.token_urlsafe(32)
         self._contexts[token] = context
         if task.type is MessageType.TASK:
@@ -152,6 +134,19 @@ class SessionTools:
         base = config.settings_for(task.to)
         tools = (*base.allowed_tools, *allowed_tool_names(context.role))
         return SessionFiles(token, mcp_config, hook_settings, replace(base, allowed_tools=tools))
+
+    def _context_for(self, task: TaskRecord, session_dir: Path, config: PoolConfig) -> ToolContext:
+        """Who a session's token speaks for: its agent, role, task and scratch folder."""
+        return agent_context(
+            self._layout,
+            self._home,
+            self._registry(),
+            task.to,
+            budgets=ToolBudgets.from_config(config),
+            task_id=task.id,
+            task_sender=task.sender,
+            session_dir=session_dir,
+        )
 
     def revoke(self, token: str | None) -> None:
         if token is not None:
