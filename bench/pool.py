@@ -59,9 +59,9 @@ class BenchPool:
         return message.id
 
     def completed(self) -> int:
-        if not self.layout.board_db.exists():
+        board = TaskBoard.open_readonly_if_ready(self.layout.board_db)
+        if board is None:
             return 0
-        board = TaskBoard.open_readonly(self.layout.board_db)
         try:
             return board.counts()[TaskStatus.COMPLETED]
         finally:

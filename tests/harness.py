@@ -129,9 +129,9 @@ class Pool:
         return message.id
 
     def task(self, task_id: str) -> TaskRecord | None:
-        if not self.layout.board_db.exists():
+        board = TaskBoard.open_readonly_if_ready(self.layout.board_db)
+        if board is None:
             return None
-        board = TaskBoard.open_readonly(self.layout.board_db)
         try:
             return board.get(task_id)
         finally:

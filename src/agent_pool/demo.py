@@ -213,9 +213,9 @@ def _answers(layout: PoolLayout) -> dict[str, str]:
 
 
 def _records(layout: PoolLayout, ids: set[str]) -> dict[str, TaskRecord]:
-    if not layout.board_db.exists():
+    board = TaskBoard.open_readonly_if_ready(layout.board_db)
+    if board is None:
         return {}
-    board = TaskBoard.open_readonly(layout.board_db)
     try:
         found = {task_id: board.get(task_id) for task_id in ids}
     finally:

@@ -12,6 +12,7 @@ import pytest
 
 from agent_pool.board import (
     BoardNotFoundError,
+    BoardNotReadyError,
     BoardOpenError,
     BoardReadOnlyError,
     DependencyCycleError,
@@ -763,3 +764,17 @@ def test_the_scheduling_queries_search_an_index(board: TaskBoard, board_path: Pa
     assert not any(step.startswith("SCAN") or "TEMP B-TREE" in step for step in plan), plan
     assert wake, wake
     assert all("USING INDEX tasks_wakeup" in step for step in wake), wake
+
+
+def test_a_board_still_being_created_reads_as_no_board_yet(tmp_path: Path) -> None:
+    """Between the daemon creating the file and its schema, readers see no board."""
+    path = tmp_path / "board.sqlite"
+    sqlite3.connect(path).close()  # the file exists, the schema does not yet
+    with pytest.raises(BoardNotReadyError, match="being created"):
+        TaskBoard.open_readonly(path)
+    assert TaskBoard.open_readonly_if_ready(path) is None
+    assert TaskBoard.open_readonly_if_ready(tmp_path / "missing.sqlite") is None
+    TaskBoard.open(path).close()
+    ready = TaskBoard.open_readonly_if_ready(path)
+    assert ready is not None
+    ready.close()

@@ -118,9 +118,9 @@ def test_repeated_sigkill_during_a_200_task_run(pool: Pool) -> None:
 
 
 def _count(pool: Pool, status: TaskStatus) -> int:
-    if not pool.layout.board_db.exists():
+    board = TaskBoard.open_readonly_if_ready(pool.layout.board_db)
+    if board is None:
         return 0
-    board = TaskBoard.open_readonly(pool.layout.board_db)
     try:
         return board.counts()[status]
     finally:

@@ -190,8 +190,18 @@ class BoardOpenError(BoardError):
 class BoardNotFoundError(BoardOpenError):
     """A reader asked for a board that does not exist (the daemon never ran here)."""
 
+    def __init__(self, path: Path, problem: str | None = None) -> None:
+        super().__init__(path, problem or "does not exist (has the daemon ever been started?)")
+
+
+class BoardNotReadyError(BoardNotFoundError):
+    """The file exists but the daemon is still creating its schema (it is starting).
+
+    A kind of "not found": to a reader, a board being created has no tasks yet.
+    """
+
     def __init__(self, path: Path) -> None:
-        super().__init__(path, "does not exist (has the daemon ever been started?)")
+        super().__init__(path, "is being created by the daemon (it is starting)")
 
 
 class BoardReadOnlyError(BoardError):

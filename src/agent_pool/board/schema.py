@@ -24,7 +24,12 @@ import sqlite3
 from pathlib import Path
 from typing import Final
 
-from agent_pool.board.models import BoardNotFoundError, BoardOpenError, TaskStatus
+from agent_pool.board.models import (
+    BoardNotFoundError,
+    BoardNotReadyError,
+    BoardOpenError,
+    TaskStatus,
+)
 
 SCHEMA_VERSION: Final = 1
 BUSY_TIMEOUT_MS: Final = 5000
@@ -178,7 +183,7 @@ def _use_wal(conn: sqlite3.Connection, path: Path) -> None:
 def _check_readable(conn: sqlite3.Connection, path: Path) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
-        raise BoardOpenError(path, "has no schema yet (the daemon has not initialised it)")
+        raise BoardNotReadyError(path)
     _check_not_newer(path, version)
 
 

@@ -19,6 +19,7 @@ from agent_pool.board import propagate, sql, transitions
 from agent_pool.board.dag import find_cycle
 from agent_pool.board.models import (
     TERMINAL,
+    BoardNotFoundError,
     BoardReadOnlyError,
     CancelOutcome,
     DependencyCycleError,
@@ -53,6 +54,15 @@ class TaskBoard:
     def open_readonly(cls, path: Path) -> TaskBoard:
         """Open an existing board read-only; BoardNotFoundError if there is none."""
         return cls(connect_reader(path), path, read_only=True)
+
+    @classmethod
+    def open_readonly_if_ready(cls, path: Path) -> TaskBoard | None:
+        """A reader's board, or None while there is none yet (never started, or the
+        daemon is creating it right now): both mean "no tasks yet" to a reader."""
+        try:
+            return cls.open_readonly(path)
+        except BoardNotFoundError:
+            return None
 
     @property
     def path(self) -> Path:

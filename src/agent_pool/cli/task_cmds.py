@@ -24,11 +24,10 @@ def open_board(obj: CliContext) -> Iterator[TaskBoard | None]:
     """The board, read-only (works with or without a daemon); None before the first start."""
     from agent_pool.board import TaskBoard
 
-    path = obj.layout.board_db
-    if not path.exists():
+    board = TaskBoard.open_readonly_if_ready(obj.layout.board_db)
+    if board is None:
         yield None
         return
-    board = TaskBoard.open_readonly(path)
     try:
         yield board
     finally:
