@@ -282,19 +282,20 @@ class Supervisor:
         now = self._clock()
         if entry.cancelled:
             self._events.emit("session.stopped", now, id=task.id, reason="cancelled")
+            after = self._board.get(task.id) or task
         elif entry.interrupted:
-            self._board.requeue_interrupted(task.id, now)
+            after = self._board.requeue_interrupted(task.id, now)
             self._events.emit("task.requeued", now, id=task.id, reason="daemon stopping")
         elif markers.handoff_note is not None and not markers.denials:
-            self._hand_off(task, markers.handoff_note, result)
+            after = self._hand_off(task, markers.handoff_note, result)
         else:
-            self.finish_task(task, result)
+            after = self.finish_task(task, result)
             if result.success and not markers.responded:
                 self._answer_for(task, result)
-        self._after_run(entry, result)
+        self._after_run(entry, after, result)
         self._on_change()
 
-    def _hand_off(self, task: TaskRecord, note: str, usage: SessionResult) -> None:
+    def _hand_off(self, task: TaskRecord, note: str, usage: SessionResult) -> TaskRecord:
         """The session asked for a fresh one: re-deliver the task with its note.
 
         The second handoff is the last: an agent that cannot finish in three sessions
@@ -303,8 +304,7 @@ class Supervisor:
         if task.handoffs + 1 >= MAX_HANDOFFS:
             count = task.handoffs + 1
             reason = f"handed off {count} times without finishing; last note: {note.strip()[:200]}"
-            self.finish_task(task, replace(usage, success=False, reason=reason), final=True)
-            return
+            return self.finish_task(task, replace(usage, success=False, reason=reason), final=True)
         now = self._clock()
         record = self._board.mark_handoff(task.id, now, max_handoffs=MAX_HANDOFFS, usage=usage)
         self._post(
@@ -323,6 +323,7 @@ class Supervisor:
             handoffs=record.handoffs,
             needs_attention=record.needs_attention,
         )
+        return record
 
     def _answer_for(self, task: TaskRecord, result: SessionResult) -> None:
         """The session never called send_response: answer with its final text, marked."""
@@ -350,9 +351,9 @@ class Supervisor:
                 "daemon.error", self._clock(), error=f"cannot post {message.id}: {exc}"
             )
 
-    def _after_run(self, entry: Running, result: SessionResult) -> None:
-        """Bookkeeping of one finished run: the index row, read notices, done mail."""
-        task = self._board.get(entry.task.id) or entry.task
+    def _after_run(self, entry: Running, task: TaskRecord, result: SessionResult) -> None:
+        """Bookkeeping of one finished run (`task` as it is now on the board): the index
+        row, read notices, done mail."""
         folder = self._folder_of(task.to)
         summary = result.result_text if result.success else result.reason
         append_index_row(
@@ -376,7 +377,9 @@ class Supervisor:
             # Done mail leaves the inbox, so inboxes hold only what is still to do.
             mark_notices_read([folder / "inbox" / f"{task.id}.md"])
 
-    def finish_task(self, task: TaskRecord, result: SessionResult, *, final: bool = False) -> None:
+    def finish_task(
+        self, task: TaskRecord, result: SessionResult, *, final: bool = False
+    ) -> TaskRecord:
         """Record a session's end on the board (retry policy included) and tell why.
 
         `final` fails the task at once instead of retrying it.
@@ -417,6 +420,7 @@ class Supervisor:
             self._events.emit(
                 "task.failed", now, id=cascaded, reason=f"dependency {task.id} failed"
             )
+        return record
 
     # -- stopping ------------------------------------------------------------------
 
