@@ -146,6 +146,8 @@ class DefaultsSection(_Table):
     max_budget_usd: PositiveFloat | None = None
     retry_backoff: Duration = timedelta(seconds=10)  # base of the exponential backoff
     log_retention: PositiveDuration = timedelta(days=14)
+    log_archive_max_bytes: ByteSize = 256 * 1024 * 1024
+    index_max_rows: PositiveInt = 2000
     state_max_bytes: ByteSize = 16 * 1024
     errors_max_bytes: ByteSize = 8 * 1024
 
@@ -163,6 +165,9 @@ class DaemonSection(_Table):
     drain_grace: Duration = timedelta(seconds=30)
     reconcile_interval: PositiveDuration = timedelta(seconds=30)
     log_max_bytes: ByteSize = 10 * 1024 * 1024
+    upkeep_interval: PositiveDuration = timedelta(hours=1)
+    board_retention: PositiveDuration = timedelta(days=30)
+    board_archive_max_tasks: PositiveInt = 1_000_000
 
 
 class MailSection(_Table):
