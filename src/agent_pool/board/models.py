@@ -43,7 +43,8 @@ class TaskRecord:
 
     Costs, tokens, turns and duration add up over every attempt. `ready_at` is when a
     pending task may start (in the future while a retry backs off); `proc_start_time`
-    tells a live pid apart from a reused one after a daemon crash.
+    tells a live pid apart from a reused one after a daemon crash. `archived` marks a
+    finished task read from the board archive rather than the board itself.
     """
 
     id: str
@@ -76,6 +77,7 @@ class TaskRecord:
     num_turns: int
     duration_ms: int
     handoffs: int
+    archived: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -85,9 +87,9 @@ class TaskRecord:
         """The `task show --json` shape (INTERFACE.md) plus board extras.
 
         Times are ISO-8601 UTC strings or null. `waits_on` needs other tasks, so the
-        caller adds it.
+        caller adds it. `"archived": true` is present only for an archived task.
         """
-        return {
+        shape: dict[str, object] = {
             "id": self.id,
             "from": self.sender,
             "to": self.to,
@@ -113,6 +115,9 @@ class TaskRecord:
             "duration_ms": self.duration_ms,
             "log_path": self.log_path,
         }
+        if self.archived:
+            shape["archived"] = True
+        return shape
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,10 @@
 Completion unblocks dependants whose every dependency is done; failure and
 cancellation cascade downstream; a retry reopens what the cascade closed. These run
 inside the caller's transaction, on the writer's connection.
+
+A dependency the board no longer holds is looked up in the archive, so it counts
+exactly as it did on the board. Dependants are always on the board: the archive takes
+only tasks nothing unfinished depends on, and archived tasks never change again.
 """
 
 from __future__ import annotations
@@ -11,11 +15,18 @@ import sqlite3
 from collections.abc import Iterable
 
 from agent_pool.board import sql, transitions
+from agent_pool.board.archive import BoardArchive
 from agent_pool.board.models import TERMINAL, TaskStatus
 
 
+def dep_status(conn: sqlite3.Connection, archive: BoardArchive, dep: str) -> TaskStatus | None:
+    """A dependency's status: on the board, else in the archive; None if it is missing."""
+    status = sql.status_of(conn, dep)
+    return archive.status_of(dep) if status is None else status
+
+
 def status_from_deps(
-    conn: sqlite3.Connection, depends_on: Iterable[str]
+    conn: sqlite3.Connection, archive: BoardArchive, depends_on: Iterable[str]
 ) -> tuple[TaskStatus, str | None]:
     """The status a task with these dependencies should have, and the dependency that
     failed or cancelled it if one did (that decides at once). Otherwise the task is
@@ -23,24 +34,33 @@ def status_from_deps(
     """
     waiting = False
     for dep in depends_on:
-        status = sql.status_of(conn, dep)
+        status = dep_status(conn, archive, dep)
         if status is TaskStatus.FAILED or status is TaskStatus.CANCELLED:
             return status, dep
         waiting = waiting or status is not TaskStatus.COMPLETED
     return (TaskStatus.BLOCKED if waiting else TaskStatus.PENDING), None
 
 
-def unblock(conn: sqlite3.Connection, completed: str, now: float) -> tuple[str, ...]:
+def unblock(
+    conn: sqlite3.Connection, archive: BoardArchive, completed: str, now: float
+) -> tuple[str, ...]:
     """Blocked dependants of `completed` whose dependencies are now all done -> pending."""
     unblocked: list[str] = []
     for dependant_id in sql.dependants_of(conn, completed):
         if sql.status_of(conn, dependant_id) is not TaskStatus.BLOCKED:
             continue
-        (unfinished,) = conn.execute(sql.UNFINISHED_DEPS, (dependant_id,)).fetchone()
-        if unfinished == 0:
+        if _all_deps_completed(conn, archive, dependant_id):
             conn.execute(sql.UNBLOCK, (now, dependant_id))
             unblocked.append(dependant_id)
     return tuple(unblocked)
+
+
+def _all_deps_completed(conn: sqlite3.Connection, archive: BoardArchive, task_id: str) -> bool:
+    for dep, status in conn.execute(sql.UNFINISHED_DEPS, (task_id,)).fetchall():
+        # A status here is one on the board, not completed; None: ask the archive.
+        if status is not None or archive.status_of(dep) is not TaskStatus.COMPLETED:
+            return False
+    return True
 
 
 def cascade(conn: sqlite3.Connection, root: str, status: TaskStatus, now: float) -> tuple[str, ...]:
@@ -64,7 +84,7 @@ def cascade(conn: sqlite3.Connection, root: str, status: TaskStatus, now: float)
     return tuple(changed)
 
 
-def reopen_cascaded(conn: sqlite3.Connection, root: str, now: float) -> None:
+def reopen_cascaded(conn: sqlite3.Connection, archive: BoardArchive, root: str, now: float) -> None:
     """Send the tasks a cascade from `root` closed back to blocked, transitively."""
     stack = [root]
     while stack:
@@ -75,7 +95,7 @@ def reopen_cascaded(conn: sqlite3.Connection, root: str, now: float) -> None:
                 continue
             if dependant.cascaded_from != cause:  # closed by hand or by another cause
                 continue
-            status, other = status_from_deps(conn, dependant.depends_on)
+            status, other = status_from_deps(conn, archive, dependant.depends_on)
             if other is not None:
                 # Another dependency failed too: it now explains this task, and what
                 # hangs below stays closed along with it.

@@ -16,11 +16,37 @@ Design notes (why the schema looks like this):
   `status` stays O(1) however much history the board holds. Cost totals are not
   decremented when a task row is deleted: money spent stays spent.
 - No STRICT tables, RETURNING or UPSERT: any SQLite from 3.8.2 on opens the board.
+- Indexes an older version can live with (it keeps them up to date without knowing
+  them) are added at open with IF NOT EXISTS instead of a schema version, so a board
+  stays readable by the version that made it: `tasks_finished` (terminal tasks by
+  finish time) is the archive's candidate search.
+
+The archive (`archive.py`, its own file, `daemon/board-archive.db`):
+- Finished tasks leave the hot board after `board_retention`, so the scheduling
+  indexes and the daemon's queries stay small. A task moves with its message row and
+  its own dependency edges (task -> dep); edges from tasks still on the board to it
+  stay on the board. A task something unfinished still depends on stays.
+- The archive has the same `tasks`, `messages` and `deps` tables (so the board's
+  record and lookup statements read it unchanged), keyed by id: `seq` is only a
+  column there, because the hot board may hand an archived task's rowid out again.
+- Ids stay answered after the move: the board asks the archive for ids it does not
+  hold (a dependency's status, a reused message id, `get`, the cycle check). The hot
+  board wins when an id is in both, which only happens between the two steps below.
+- A move is two commits, never one transaction across files (WAL does not make an
+  ATTACHed pair atomic): copy into the archive and commit (synchronous FULL, so the
+  copy is on disk before the originals go), then delete from the board and commit. A
+  crash in between leaves a copy in both; the next run copies again (replacing the
+  task row, since a task retried meanwhile has a newer state) and deletes.
+- Status counts drop archived tasks (the delete trigger): they count what is on the
+  board; the archive keeps its own size. Cost totals stay (no delete trigger).
+- `prune_archive` deletes the earliest-finished archived tasks beyond the cap; after
+  that their ids are unknown, like ids never seen (a dependency on one is missing).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -31,7 +57,6 @@ from agent_pool.board.models import (
     TaskStatus,
 )
 
-SCHEMA_VERSION: Final = 1
 BUSY_TIMEOUT_MS: Final = 5000
 
 _STATUS_CHECK: Final = ", ".join(f"'{status.value}'" for status in TaskStatus)
@@ -120,12 +145,40 @@ WHEN NEW.cost_usd != OLD.cost_usd BEGIN
 END;
 """  # noqa: S608
 
-# Index i upgrades a board from schema version i to i + 1.
-_MIGRATIONS: Final = (_SCHEMA_V1,)
+# Terminal tasks by finish time: what the archive moves, oldest first. The partial
+# index's WHERE is repeated word for word by `sql.ARCHIVABLE`, which SQLite needs to use it.
+_BOARD_INDEXES: Final = """
+CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at)
+WHERE status IN ('completed', 'failed', 'cancelled');
+"""
 
 
-def connect_writer(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the board for writing, schema up to date."""
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """One kind of database file: its migrations and its idempotent extra indexes."""
+
+    what: str  # how errors name the file's kind
+    migrations: tuple[str, ...]  # index i upgrades schema version i to i + 1
+    indexes: str = ""
+
+    @property
+    def version(self) -> int:
+        return len(self.migrations)
+
+
+BOARD_SCHEMA: Final = Schema("task board", (_SCHEMA_V1,), _BOARD_INDEXES)
+SCHEMA_VERSION: Final = BOARD_SCHEMA.version
+
+
+def connect_writer(
+    path: Path, schema: Schema = BOARD_SCHEMA, *, durable: bool = False
+) -> sqlite3.Connection:
+    """Open (creating if needed) a database of `schema` for writing, schema up to date.
+
+    `durable` syncs every commit to disk (synchronous FULL) rather than only at
+    checkpoints: for a file whose commit must survive a power loss before another
+    file's commit depends on it.
+    """
     try:
         conn = sqlite3.connect(path, isolation_level=None)
     except sqlite3.Error as exc:
@@ -135,19 +188,19 @@ def connect_writer(path: Path) -> sqlite3.Connection:
         _use_wal(conn, path)
         # A crash of the process loses nothing with NORMAL in WAL mode; only a power
         # loss can drop the last commits, never corrupt the file.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        _migrate(conn, path)
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+        _migrate(conn, path, schema)
     except sqlite3.Error as exc:
         conn.close()
-        raise BoardOpenError(path, f"not a usable task board: {exc}") from exc
+        raise BoardOpenError(path, f"not a usable {schema.what}: {exc}") from exc
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def connect_reader(path: Path) -> sqlite3.Connection:
-    """Open an existing board read-only (`mode=ro`: SQLite itself refuses writes)."""
+def connect_reader(path: Path, schema: Schema = BOARD_SCHEMA) -> sqlite3.Connection:
+    """Open an existing database read-only (`mode=ro`: SQLite itself refuses writes)."""
     if not path.is_file():
         raise BoardNotFoundError(path)
     try:
@@ -157,10 +210,10 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     try:
         _configure(conn)
         conn.execute("PRAGMA query_only = ON")
-        _check_readable(conn, path)
+        _check_readable(conn, path, schema)
     except sqlite3.Error as exc:
         conn.close()
-        raise BoardOpenError(path, f"not a usable task board: {exc}") from exc
+        raise BoardOpenError(path, f"not a usable {schema.what}: {exc}") from exc
     except BaseException:
         conn.close()
         raise
@@ -180,24 +233,25 @@ def _use_wal(conn: sqlite3.Connection, path: Path) -> None:
         raise BoardOpenError(path, f"cannot switch to WAL journaling (got {mode!r})")
 
 
-def _check_readable(conn: sqlite3.Connection, path: Path) -> None:
+def _check_readable(conn: sqlite3.Connection, path: Path, schema: Schema) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == 0:
         raise BoardNotReadyError(path)
-    _check_not_newer(path, version)
+    _check_not_newer(path, version, schema)
 
 
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _migrate(conn: sqlite3.Connection, path: Path, schema: Schema) -> None:
     # IMMEDIATE takes the write lock first, so the version read and the upgrade are
     # one atomic step even if someone else opened the same file.
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        _check_not_newer(path, version)
-        for script in _MIGRATIONS[version:]:
+        _check_not_newer(path, version, schema)
+        for script in (*schema.migrations[version:], schema.indexes):
             for statement in _statements(script):
                 conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version != schema.version:
+            conn.execute(f"PRAGMA user_version = {schema.version}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -205,12 +259,12 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
         raise
 
 
-def _check_not_newer(path: Path, version: int) -> None:
-    if version > SCHEMA_VERSION:
+def _check_not_newer(path: Path, version: int, schema: Schema) -> None:
+    if version > schema.version:
         raise BoardOpenError(
             path,
             f"was written by a newer agent-pool (schema {version}; this version reads "
-            f"up to {SCHEMA_VERSION})",
+            f"up to {schema.version})",
         )
 
 

@@ -179,8 +179,10 @@ DEPS_OF: Final = "SELECT dep_id FROM deps WHERE task_id = ?"
 DEPENDANTS_OF: Final = "SELECT task_id FROM deps WHERE dep_id = ?"
 HAS_DEPENDANTS: Final = "SELECT 1 FROM deps WHERE dep_id = ? LIMIT 1"
 DEP_INSERT: Final = "INSERT INTO deps (task_id, dep_id) VALUES (?, ?)"
+# A task's dependencies not completed on the board: a status, or NULL for an id the
+# board does not hold (missing, or archived: the caller asks the archive).
 UNFINISHED_DEPS: Final = """
-SELECT COUNT(*) FROM deps AS d LEFT JOIN tasks AS t ON t.id = d.dep_id
+SELECT d.dep_id, t.status FROM deps AS d LEFT JOIN tasks AS t ON t.id = d.dep_id
 WHERE d.task_id = ? AND (t.status IS NULL OR t.status != 'completed')
 """
 UNBLOCK: Final = "UPDATE tasks SET status = 'pending', ready_at = ? WHERE id = ?"

@@ -5,6 +5,10 @@ Every public write is atomic on its own; `transaction()` groups many into one co
 Time is always passed in as `now` (epoch seconds): the board never reads the clock.
 The rules of each transition live in `transitions.py`; this module adds storage and
 the effects that reach other tasks (unblocking, cascades, reopening).
+
+Old finished tasks move to an archive file (`archive.py`); the board keeps answering
+for their ids (dependencies, reused ids, `get`) by asking the archive for any id it
+does not hold itself. Listings, counts and scheduling cover the board only.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
-from agent_pool.board import propagate, sql, transitions
+from agent_pool.board import archive, propagate, sql, transitions
+from agent_pool.board.archive import BoardArchive
 from agent_pool.board.dag import find_cycle
 from agent_pool.board.models import (
     TERMINAL,
@@ -37,30 +42,43 @@ from agent_pool.mail.message import WORK_TYPES, Message
 
 
 class TaskBoard:
-    """The board over one SQLite file. Build it with `open` or `open_readonly`."""
+    """The board over one SQLite file. Build it with `open` or `open_readonly`.
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, *, read_only: bool) -> None:
+    `archive` is where the board's archive file is (or will be); it is opened only
+    once it exists. Without one the board answers for the ids it holds only, until
+    `archive_finished` names one.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        *,
+        read_only: bool,
+        archive: Path | None = None,
+    ) -> None:
         self._conn = conn
         self._path = path
         self._read_only = read_only
+        self._archive = BoardArchive(archive, read_only=read_only)
         self._depth = 0  # transaction nesting: 0 none, 1 BEGIN, deeper are savepoints
 
     @classmethod
-    def open(cls, path: Path) -> TaskBoard:
+    def open(cls, path: Path, *, archive: Path | None = None) -> TaskBoard:
         """Open the board for writing, creating the file and schema if needed."""
-        return cls(connect_writer(path), path, read_only=False)
+        return cls(connect_writer(path), path, read_only=False, archive=archive)
 
     @classmethod
-    def open_readonly(cls, path: Path) -> TaskBoard:
+    def open_readonly(cls, path: Path, *, archive: Path | None = None) -> TaskBoard:
         """Open an existing board read-only; BoardNotFoundError if there is none."""
-        return cls(connect_reader(path), path, read_only=True)
+        return cls(connect_reader(path), path, read_only=True, archive=archive)
 
     @classmethod
-    def open_readonly_if_ready(cls, path: Path) -> TaskBoard | None:
+    def open_readonly_if_ready(cls, path: Path, *, archive: Path | None = None) -> TaskBoard | None:
         """A reader's board, or None while there is none yet (never started, or the
         daemon is creating it right now): both mean "no tasks yet" to a reader."""
         try:
-            return cls.open_readonly(path)
+            return cls.open_readonly(path, archive=archive)
         except BoardNotFoundError:
             return None
 
@@ -69,10 +87,15 @@ class TaskBoard:
         return self._path
 
     @property
+    def archive_path(self) -> Path | None:
+        return self._archive.path
+
+    @property
     def read_only(self) -> bool:
         return self._read_only
 
     def close(self) -> None:
+        self._archive.close()
         self._conn.close()
 
     def __enter__(self) -> TaskBoard:
@@ -132,20 +155,22 @@ class TaskBoard:
         """Store routed mail once; a task or question also becomes a task.
 
         A known id is IDENTICAL (same digest: drop the re-post) or CONFLICT, and changes
-        nothing. A task that would close a dependency cycle raises DependencyCycleError
-        and records nothing. A task born failed or cancelled (a dependency already is)
-        cascades at once to tasks that waited for it as a missing dependency.
+        nothing; archived ids are known ids. A task that would close a dependency cycle
+        raises DependencyCycleError and records nothing. A task born failed or cancelled
+        (a dependency already is) cascades at once to tasks that waited for it as a
+        missing dependency.
         """
         with self._writing() as conn:
             row = conn.execute(sql.MESSAGE_DIGEST, (msg.id,)).fetchone()
-            if row is not None:
-                return RecordOutcome.IDENTICAL if row[0] == digest else RecordOutcome.CONFLICT
+            known = self._archive.digest(msg.id) if row is None else row[0]
+            if known is not None:
+                return RecordOutcome.IDENTICAL if known == digest else RecordOutcome.CONFLICT
             is_work = msg.type in WORK_TYPES
             # Only a task something already waits for (a missing dependency arriving
             # late) can close a cycle: one index probe spares the usual case a walk
             # over all its ancestors, which made long chains quadratic.
-            if is_work and msg.depends_on and sql.has_dependants(conn, msg.id):
-                cycle = find_cycle(msg.id, msg.depends_on, lambda node: sql.deps_of(conn, node))
+            if is_work and msg.depends_on and self._has_dependants(msg.id):
+                cycle = find_cycle(msg.id, msg.depends_on, self._deps_of)
                 if cycle is not None:
                     raise DependencyCycleError(cycle)
             conn.execute(sql.MESSAGE_INSERT, sql.message_params(msg, digest, now))
@@ -154,7 +179,7 @@ class TaskBoard:
         return RecordOutcome.NEW
 
     def _insert_task(self, conn: sqlite3.Connection, msg: Message, now: float) -> None:
-        status, cause = propagate.status_from_deps(conn, msg.depends_on)
+        status, cause = propagate.status_from_deps(conn, self._archive, msg.depends_on)
         reason = None if cause is None else transitions.cascade_reason(cause, status)
         conn.execute(sql.TASK_INSERT, sql.task_params(msg, now, status, reason, cause))
         if msg.depends_on:
@@ -247,7 +272,7 @@ class TaskBoard:
                 )
             )
             if done.status is TaskStatus.COMPLETED:
-                unblocked = propagate.unblock(self._conn, task_id, now)
+                unblocked = propagate.unblock(self._conn, self._archive, task_id, now)
                 return FinishOutcome(done, applied=True, unblocked=unblocked)
             if done.status is TaskStatus.FAILED:
                 cascaded = propagate.cascade(self._conn, task_id, TaskStatus.FAILED, now)
@@ -301,7 +326,7 @@ class TaskBoard:
         """
         with self._writing():
             task = self._require(task_id)
-            status, cause = propagate.status_from_deps(self._conn, task.depends_on)
+            status, cause = propagate.status_from_deps(self._conn, self._archive, task.depends_on)
             if cause is not None and task.status in transitions.CASCADE_VERB:
                 raise InvalidTransitionError(
                     task_id,
@@ -311,15 +336,18 @@ class TaskBoard:
                     "instead (its dependants reopen with it)",
                 )
             retried = self._save(transitions.retry(task, status, now))
-            propagate.reopen_cascaded(self._conn, task_id, now)
+            propagate.reopen_cascaded(self._conn, self._archive, task_id, now)
         return retried
 
     # --- reads ----------------------------------------------------------------------
 
     def get(self, task_id: str) -> TaskRecord | None:
-        return sql.load_task(self._conn, task_id)
+        """The task on the board, else from the archive (`archived=True`), else None."""
+        task = sql.load_task(self._conn, task_id)
+        return self._archive.load(task_id) if task is None else task
 
     def has_task(self, task_id: str) -> bool:
+        """Whether the task is on the board itself (archived tasks are not)."""
         return self._conn.execute(sql.TASK_EXISTS, (task_id,)).fetchone() is not None
 
     def list_tasks(
@@ -329,7 +357,8 @@ class TaskBoard:
         recipient: str | None = None,
         limit: int = 1000,
     ) -> list[TaskRecord]:
-        """The newest `limit` tasks matching the filters, newest first (by arrival)."""
+        """The newest `limit` tasks on the board matching the filters, newest first (by
+        arrival). Archived tasks are not listed: this is the live board."""
         params: list[object] = []
         if status is not None:
             params.append(status.value)
@@ -346,7 +375,9 @@ class TaskBoard:
         return [row_to_task(row) for row in self._conn.execute(sql.ATTENTION_TASKS)]
 
     def counts(self) -> dict[TaskStatus, int]:
-        """Tasks per status, every status present (kept by triggers: no table scan)."""
+        """Tasks per status on the board, every status present (kept by triggers: no
+        table scan). Archived tasks are not counted: they left the board; see
+        `archived_count`."""
         counts = dict.fromkeys(TaskStatus, 0)
         for status, count in self._conn.execute(sql.COUNTS):
             counts[TaskStatus(status)] = count
@@ -359,26 +390,79 @@ class TaskBoard:
     def waits_on(self, task_id: str) -> list[tuple[str, str]]:
         """The dependencies `task_id` still waits for, with their status or "missing".
 
-        Completed dependencies are left out; an unknown task waits on nothing.
+        Completed dependencies, archived or not, are left out; an unknown task waits
+        on nothing.
         """
         task = self.get(task_id)
         if task is None:
             return []
         waiting: list[tuple[str, str]] = []
         for dep in task.depends_on:
-            status = sql.status_of(self._conn, dep)
+            status = propagate.dep_status(self._conn, self._archive, dep)
             if status is not TaskStatus.COMPLETED:
                 waiting.append((dep, "missing" if status is None else status.value))
         return waiting
 
     def total_cost(self) -> float:
+        """Everything ever spent, archived tasks included (costs never go down)."""
         return float(self._conn.execute(sql.TOTAL_COST).fetchone()[0])
 
     def cost_by_recipient(self) -> dict[str, float]:
         rows = self._conn.execute(sql.COST_BY_RECIPIENT)
         return {recipient: float(cost) for recipient, cost in rows}
 
+    def archived_count(self) -> int:
+        """How many tasks the archive holds (0 while there is none)."""
+        return self._archive.size()
+
+    # --- archive --------------------------------------------------------------------
+
+    def archive_finished(self, archive_path: Path, *, before: float, limit: int = 500) -> int:
+        """Move up to `limit` finished tasks out of the board into `archive_path`; how many.
+
+        A task moves when it is completed, failed or cancelled, finished before
+        `before`, and no unfinished task depends on it; its message and its own
+        dependency edges move with it. Small batches keep each call short: call again
+        while it returns `limit`. Two commits, archive first; a crash between them is
+        finished by the next call. Not inside `transaction()`.
+        """
+        moving = self._copy_to_archive(archive_path, before=before, limit=limit)
+        return self._drop_archived(moving)
+
+    def prune_archive(self, max_tasks: int, *, limit: int = 500) -> int:
+        """Delete the earliest-finished archived tasks beyond `max_tasks` (at most
+        `limit` per call); how many. Their ids are then unknown to the board."""
+        if self._read_only:
+            raise BoardReadOnlyError(self._path)
+        return self._archive.prune(max_tasks, limit)
+
+    def _copy_to_archive(self, archive_path: Path, *, before: float, limit: int) -> tuple[str, ...]:
+        """Step one: copy what may move into the archive and commit there; the ids."""
+        if self._read_only:
+            raise BoardReadOnlyError(self._path)
+        if self._depth:
+            raise RuntimeError("archive_finished cannot run inside a board transaction")
+        self._archive = self._archive.at(archive_path)
+        ids = archive.archivable(self._conn, before, limit)
+        if ids:
+            self._archive.store(archive.read_moving(self._conn, ids))
+        return ids
+
+    def _drop_archived(self, ids: tuple[str, ...]) -> int:
+        """Step two: delete the copied tasks from the board in one commit; how many."""
+        if not ids:
+            return 0
+        with self._writing() as conn:
+            return archive.delete_moved(conn, ids)
+
     # --- internals --------------------------------------------------------------------
+
+    def _has_dependants(self, task_id: str) -> bool:
+        return sql.has_dependants(self._conn, task_id) or self._archive.has_dependants(task_id)
+
+    def _deps_of(self, task_id: str) -> list[str]:
+        # Edges never change, so an archived task's edges are the ones it had here.
+        return sql.deps_of(self._conn, task_id) or self._archive.deps_of(task_id)
 
     def _require(self, task_id: str) -> TaskRecord:
         return sql.require_task(self._conn, task_id)

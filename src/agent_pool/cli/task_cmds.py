@@ -21,10 +21,14 @@ STATUSES = ["pending", "blocked", "active", "completed", "failed", "cancelled", 
 
 @contextmanager
 def open_board(obj: CliContext) -> Iterator[TaskBoard | None]:
-    """The board, read-only (works with or without a daemon); None before the first start."""
+    """The board, read-only (works with or without a daemon); None before the first start.
+
+    Lookups by id reach the board archive too, so archived tasks can still be shown.
+    """
     from agent_pool.board import TaskBoard
 
-    board = TaskBoard.open_readonly_if_ready(obj.layout.board_db)
+    layout = obj.layout
+    board = TaskBoard.open_readonly_if_ready(layout.board_db, archive=layout.board_archive_db)
     if board is None:
         yield None
         return

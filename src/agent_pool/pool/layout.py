@@ -70,6 +70,11 @@ class PoolLayout:
         return self.runtime_dir / "board.sqlite3"
 
     @property
+    def board_archive_db(self) -> Path:
+        """Finished tasks moved off the board after `board_retention`."""
+        return self.runtime_dir / "board-archive.db"
+
+    @property
     def daemon_log(self) -> Path:
         return self.runtime_dir / "daemon.log"
 
