@@ -202,3 +202,41 @@ def cleanup(pool: Pool) -> None:
         for pid in pool.session_processes():  # never leave strays behind, even on failure
             os.kill(pid, signal.SIGKILL)
         raise
+
+
+class EventCollector:
+    """Subscribes to a running daemon and keeps every event it streams (a thread)."""
+
+    def __init__(self, pool: Pool, since: int | None = None) -> None:
+        import threading  # noqa: PLC0415  # only tests that watch events need a thread
+
+        from agent_pool.control.client import EventStream  # noqa: PLC0415
+
+        self.events: list[dict[str, Any]] = []
+        self.ended = threading.Event()
+        self._stream = EventStream(pool.layout.socket_path, since=since)
+        self.hello = self._stream.hello
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                self.events.append(event)
+        finally:
+            self.ended.set()
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 20.0, what: str = ""
+    ) -> dict[str, Any]:
+        def found() -> dict[str, Any] | None:
+            return next((event for event in list(self.events) if predicate(event)), None)
+
+        return wait_until(found, timeout, what or "an event")
+
+    def of_type(self, type_: str) -> list[dict[str, Any]]:
+        return [event for event in list(self.events) if event.get("type") == type_]
+
+    def close(self) -> None:
+        self._stream.close()
+        self._thread.join(5)

@@ -83,9 +83,15 @@ def test_every_bad_mail_is_dead_lettered_with_a_reason_and_good_mail_flows(
     assert pool.wait_status(good, "completed").result == "fine"
     dead = pool.layout.dead_letter
     wait_until(lambda: not any(pool.layout.postoffice.iterdir()), 20, "an empty postoffice")
-    reasons = {
-        path.name.removesuffix(".reason"): path.read_text() for path in dead.glob("*.reason")
-    }
+
+    def reasons_so_far() -> dict[str, str]:
+        return {
+            path.name.removesuffix(".reason"): path.read_text() for path in dead.glob("*.reason")
+        }
+
+    # A dead letter is moved first and its reason written next: wait for the last one.
+    wait_until(lambda: set(expected) <= set(reasons_so_far()), 20, "every reason file")
+    reasons = reasons_so_far()
     for name, fragment in expected.items():
         assert name in reasons, f"{name} was not dead-lettered; have {sorted(reasons)}"
         text = reasons[name]

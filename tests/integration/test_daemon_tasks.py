@@ -30,7 +30,9 @@ def test_a_task_completes_with_the_session_result_recorded(pool: Pool) -> None:
     assert argv[1:6] == ["-p", "--output-format", "stream-json", "--verbose", "--model"]
     log = pool.layout.root / "experts" / "backend" / "logs" / f"{task_id}.jsonl"
     assert '"type": "result"' in log.read_text() or '"type":"result"' in log.read_text()
-    assert (pool.layout.root / "experts" / "backend" / "inbox" / "read" / f"{task_id}.md").is_file()
+    # The board records the end first; the done mail moves to read/ right after.
+    done_mail = pool.layout.root / "experts" / "backend" / "inbox" / "read" / f"{task_id}.md"
+    wait_until(done_mail.is_file, 10, "the task mail to move to inbox/read/")
 
     shown = pool.cli.run("task", "show", task_id, "--json")
     data = json.loads(shown.out)

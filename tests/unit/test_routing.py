@@ -43,3 +43,13 @@ def test_unknown_recipient_and_sender_are_dead_lettered_with_a_reason() -> None:
     assert "unknown recipient 'nobody'" in to_nobody.reason
     from_nobody = decide(mail(sender="ghost"), REGISTRY)
     assert from_nobody.reason == "unknown sender 'ghost'"
+
+
+def test_dead_letter_redelivery_recognises_the_routers_wording() -> None:
+    from agent_pool.daemon.dead_letters import unknown_name_prefixes  # noqa: PLC0415
+
+    recipient, sender = unknown_name_prefixes("nobody")
+    to_nobody = decide(mail(to="nobody"), REGISTRY).reason or ""
+    from_nobody = decide(mail(sender="nobody"), REGISTRY).reason or ""
+    assert to_nobody.startswith(recipient)
+    assert from_nobody.startswith(sender)

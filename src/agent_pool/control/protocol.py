@@ -2,6 +2,9 @@
 
 Request:  {"op": "status", ...arguments}
 Response: {"ok": true, "data": ...} or {"ok": false, "error": "one line", "code": 1}
+
+`subscribe` turns the connection into a stream: after its response, every line the
+daemon sends is one event object (see daemon/event_catalog.py), until the daemon stops.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import json
 from typing import Any, Final
 
 MAX_FRAME: Final = 4 * 1024 * 1024
-OPS: Final = frozenset({"status", "stop", "cancel", "retry", "ping"})
+OPS: Final = frozenset({"status", "stop", "cancel", "retry", "ping", "subscribe"})
 
 
 class ProtocolError(ValueError):

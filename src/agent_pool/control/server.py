@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,19 @@ from agent_pool.control import protocol
 from agent_pool.errors import AgentPoolError
 
 Handler = Callable[[str, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A handler's answer that turns the connection into a one-way stream.
+
+    `hello` is sent as the response; then every chunk (whole JSON lines) as it comes.
+    `close` runs however the stream ends (client gone, daemon stopping).
+    """
+
+    hello: Any
+    chunks: AsyncIterator[bytes]
+    close: Callable[[], None]
 
 
 class ControlServer:
@@ -40,6 +54,9 @@ class ControlServer:
             self._server.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2)
+        if self._clients:
+            # Streams were told to end: give them a moment to send what they hold.
+            await asyncio.wait(set(self._clients), timeout=1.0)
         for task in list(self._clients):
             task.cancel()
         with contextlib.suppress(FileNotFoundError):
@@ -58,7 +75,11 @@ class ControlServer:
                     break
                 if not line:
                     break
-                writer.write(protocol.encode(await self._answer(line)))
+                answer = await self._answer(line)
+                if isinstance(answer, Stream):
+                    await self._stream(answer, reader, writer)
+                    break
+                writer.write(protocol.encode(answer))
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass
@@ -69,12 +90,43 @@ class ControlServer:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _answer(self, line: bytes) -> dict[str, Any]:
+    async def _answer(self, line: bytes) -> dict[str, Any] | Stream:
         try:
             op, args = protocol.parse_request(line)
         except protocol.ProtocolError as exc:
             return protocol.error(str(exc), 2)
         try:
-            return protocol.ok(await self._handler(op, args))
+            data = await self._handler(op, args)
         except AgentPoolError as exc:
             return protocol.error(exc.message, exc.exit_code)
+        return data if isinstance(data, Stream) else protocol.ok(data)
+
+    @staticmethod
+    async def _stream(
+        stream: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Write the stream until it ends or the client hangs up.
+
+        A slow client only ever blocks this coroutine in `drain`; the stream itself is
+        bounded and counts what it had to drop.
+        """
+        hung_up = asyncio.ensure_future(reader.read())  # anything more, or EOF, ends it
+        try:
+            writer.write(protocol.encode(protocol.ok(stream.hello)))
+            await writer.drain()
+            chunks = aiter(stream.chunks)
+            while True:
+                following = asyncio.ensure_future(anext(chunks))
+                await asyncio.wait({following, hung_up}, return_when=asyncio.FIRST_COMPLETED)
+                if not following.done():  # the client left while the stream was quiet
+                    following.cancel()
+                    break
+                try:
+                    chunk = following.result()
+                except StopAsyncIteration:
+                    break
+                writer.write(chunk)
+                await writer.drain()
+        finally:
+            hung_up.cancel()
+            stream.close()

@@ -20,14 +20,21 @@ from typing import Any
 
 from agent_pool.board import CancelOutcome, TaskBoard, TaskStatus
 from agent_pool.config import PoolConfig, load_config
-from agent_pool.control.server import ControlServer
+from agent_pool.control.server import ControlServer, Stream
+from agent_pool.daemon.dead_letters import (
+    count_dead_letters,
+    recent_dead_letters,
+    redeliver_for,
+)
 from agent_pool.daemon.events import EventLog
 from agent_pool.daemon.lock import DaemonLock
-from agent_pool.daemon.postoffice import SETTLE_SECONDS, PostOffice, count_dead_letters
+from agent_pool.daemon.postoffice import SETTLE_SECONDS, PostOffice, RouteReport
+from agent_pool.daemon.reload import ConfigWatch, Reload
 from agent_pool.daemon.session_tools import SessionTools, session_dir_name
 from agent_pool.daemon.supervisor import Supervisor, find_orphan, judge_log
-from agent_pool.daemon.watcher import MailWatcher
+from agent_pool.daemon.watcher import FolderWatcher
 from agent_pool.errors import AgentPoolError, UsageError
+from agent_pool.mail import MessageType
 from agent_pool.pool.layout import HomeLayout, PoolLayout
 from agent_pool.pool.registry import AgentKind, PoolRegistry, agent_folder, scan_registry
 from agent_pool.session.process import ProcessIdentity, is_alive
@@ -51,6 +58,11 @@ class Daemon:
         self.environ = dict(environ)
         self.clock = clock
         self.config: PoolConfig = load_config(layout, home, self.environ)
+        self._config_watch = ConfigWatch(
+            (layout.pool_toml, home.config_toml),
+            lambda: load_config(layout, home, self.environ),
+            self.config,
+        )
         self.should_exit = False
         self.force_exit = False
         self.started = asyncio.Event()
@@ -60,6 +72,7 @@ class Daemon:
         self._next_reconcile = 0.0
         self._lock = DaemonLock(layout.lock_file)
         self._registry: PoolRegistry | None = None
+        self._known_agents: set[str] | None = None  # names at the last routing pass
         self._background: set[asyncio.Future[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------
@@ -104,6 +117,13 @@ class Daemon:
             emit=self.events.emit,
         )
         self._reconcile_sessions()
+        # Who exists at start-up; anyone new from here on is announced (and gets mail
+        # that died waiting for them, which also covers mail dead-lettered before).
+        self._known_agents = set(self._scan_registry().names())
+        for letter in redeliver_for(self.layout, sorted(self._known_agents)):
+            self.events.emit(
+                "mail.redelivered", self.clock(), file=letter.file, reason=letter.reason
+            )
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
@@ -118,7 +138,13 @@ class Daemon:
         def hint_from_thread() -> None:
             loop.call_soon_threadsafe(self._hint)
 
-        self.watcher = MailWatcher(layout.postoffice, hint_from_thread)
+        self.watcher = FolderWatcher()
+        self.watcher.add(layout.postoffice, hint_from_thread)
+        # pool.toml edits and expert folders coming and going: a routing pass re-reads
+        # the config and rescans the registry.
+        self.watcher.add(layout.root, hint_from_thread, deletions=True)
+        self.watcher.add(layout.experts_dir, hint_from_thread, deletions=True)
+        self.watcher.add(self.home.root, hint_from_thread)
         self.watcher.start()
         self.events.emit("daemon.started", self.clock(), pid=os.getpid(), pool=self.config.name)
         self.started.set()
@@ -152,11 +178,12 @@ class Daemon:
         await self.supervisor.interrupt_all()
         self.watcher.stop()
         await self.tools.close()
+        self.events.emit("daemon.stopped", self.clock())
+        self.events.end_streams()  # subscribers get everything up to here, then EOF
         await self.control.close()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        self.events.emit("daemon.stopped", self.clock())
         self.board.close()
         self.events.close()
 
@@ -175,9 +202,14 @@ class Daemon:
 
     def _route(self, now: float) -> None:
         self._mail_hint = False
+        reload = self._config_watch.check()
+        if reload is not None:
+            self._apply_reload(reload, now)
         self._next_reconcile = now + self.config.daemon.reconcile_interval.total_seconds()
         self._registry = self._scan_registry()
+        self._notice_agents(self._registry, now)
         report = self.postoffice.route_all(self._registry, now)
+        self._announce_tasks(report, now)
         if report.deferred:
             self._next_reconcile = min(self._next_reconcile, now + SETTLE_SECONDS)
         if report.more:
@@ -191,6 +223,56 @@ class Daemon:
             path.unlink(missing_ok=True)
             if outcome.previous is TaskStatus.ACTIVE:
                 self._spawn_background(self.supervisor.cancel(message.cancels or ""))
+
+    def _apply_reload(self, reload: Reload, now: float) -> None:
+        if reload.config is None:
+            self.events.emit("config.rejected", now, error=reload.error)
+            return
+        self.config = reload.config
+        self.postoffice.max_bytes = reload.config.mail.max_bytes
+        self.events.set_max_bytes(reload.config.daemon.log_max_bytes)
+        self.events.emit("config.reloaded", now, changed=list(reload.changed))
+
+    def _notice_agents(self, registry: PoolRegistry, now: float) -> None:
+        """Announce experts that appeared or vanished, and give new ones their dead mail."""
+        names = set(registry.names())
+        before, self._known_agents = self._known_agents or set(), names
+        added = sorted(names - before)
+        for name in added:
+            self.events.emit("expert.added", now, name=name, kind=str(registry.resolve(name)))
+        for letter in redeliver_for(self.layout, added):
+            self.events.emit("mail.redelivered", now, file=letter.file, reason=letter.reason)
+        removed = sorted(before - names)
+        if removed:
+            queued = self.board.queued_by_recipient()
+            for name in removed:
+                self.events.emit("expert.removed", now, name=name, queued=queued.get(name, 0))
+
+    def _announce_tasks(self, report: RouteReport, now: float) -> None:
+        """One event per new task, saying where it stands on the board."""
+        for message in report.queued:
+            if message.type not in (MessageType.TASK, MessageType.QUESTION):
+                continue
+            record = self.board.get(message.id)
+            if record is None:
+                continue
+            if record.status is TaskStatus.PENDING:
+                self.events.emit(
+                    "task.queued", now, id=record.id, to=record.to, priority=str(record.priority)
+                )
+            elif record.status is TaskStatus.BLOCKED:
+                waits = dict(self.board.waits_on(record.id))
+                self.events.emit("task.blocked", now, id=record.id, to=record.to, waits_on=waits)
+            elif record.status is TaskStatus.CANCELLED:
+                self.events.emit("task.cancelled", now, id=record.id, by="dependency", cascaded=[])
+            elif record.status is TaskStatus.FAILED:
+                self.events.emit(
+                    "task.failed",
+                    now,
+                    id=record.id,
+                    reason=record.failure_reason,
+                    needs_attention=record.needs_attention,
+                )
 
     async def _schedule(self) -> None:
         if self.should_exit:
@@ -288,6 +370,8 @@ class Daemon:
         if op == "stop":
             self.request_stop(now=bool(args.get("now")))
             return {"pid": os.getpid(), "state": "draining"}
+        if op == "subscribe":
+            return self._subscribe(args)
         task_id = args.get("id")
         if not isinstance(task_id, str):
             raise UsageError(f"{op} needs an 'id' string")
@@ -297,6 +381,18 @@ class Daemon:
         self.events.emit("task.retried", self.clock(), id=task_id, by="control")
         self._wake.set()
         return record.to_json()
+
+    def _subscribe(self, args: dict[str, Any]) -> Stream:
+        since = args.get("since")
+        if since is not None and (isinstance(since, bool) or not isinstance(since, int)):
+            raise UsageError("subscribe: 'since' must be an event sequence number (integer)")
+        subscription = self.events.subscribe(since)
+        hello = {"pid": os.getpid(), "seq": self.events.last_seq, "pool": self.config.name}
+        return Stream(
+            hello=hello,
+            chunks=subscription.batches(),
+            close=lambda: self.events.unsubscribe(subscription),
+        )
 
     async def cancel_task(self, task_id: str, *, source: str) -> dict[str, Any]:
         outcome = self._cancel_on_board(task_id, source=source)
@@ -369,5 +465,6 @@ class Daemon:
             ],
             "approvals": [],
             "dead_letters": count_dead_letters(self.layout),
+            "dead_letter_recent": [letter.to_json() for letter in recent_dead_letters(self.layout)],
             "cost_usd": round(self.board.total_cost(), 6),
         }

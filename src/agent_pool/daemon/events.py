@@ -1,21 +1,32 @@
-"""Events: one record for everything the daemon does, written to its log.
+"""Events: one record for everything the daemon does, logged and streamed.
 
-Each event has a sequence number and a time; the daemon log is a JSON-lines file, so
-an operator can `grep` and `jq` it. Subscribers of the control socket get the same
-records later.
+Each event has a sequence number (per daemon run) and a time. It is encoded to JSON
+once and that line is reused: appended to the daemon log (JSON lines, rotated, so an
+operator can `grep` and `jq` it), kept in a ring of recent events, and offered to every
+`subscribe` stream. A subscriber has a bounded buffer: when it reads too slowly, new
+events are dropped *for it* and counted, and it is told how many it missed before the
+next one it gets. Emitting never waits for a subscriber.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import logging.handlers
-from collections.abc import Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+from agent_pool.daemon.event_catalog import EVENT_TYPES
 
 EventSink = Callable[["Event"], None]
+
+RECENT_EVENTS: Final = 2000  # replayed to a subscriber that asks `since` a sequence number
+SUBSCRIBER_BUFFER: Final = 5000  # events held for one slow subscriber before dropping
+MISSED: Final = "stream.missed"
 
 
 @dataclass(frozen=True)
@@ -30,12 +41,67 @@ class Event:
         return {**self.data, "seq": self.seq, "time": round(self.time, 6), "type": self.type}
 
 
+def _encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, default=str)
+
+
+class Subscription:
+    """One subscriber's bounded queue of encoded event lines."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._lines: deque[bytes] = deque()
+        self._missed = 0
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def offer(self, line: bytes) -> None:
+        if len(self._lines) >= self._capacity:
+            self._missed += 1
+        else:
+            self._note_missed()
+            self._lines.append(line)
+        self._ready.set()
+
+    def miss(self, count: int) -> None:
+        """Events lost before the stream began (older than the replay ring)."""
+        self._missed += count
+        self._ready.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    async def batches(self) -> AsyncIterator[bytes]:
+        """Everything queued so far as one chunk, then wait for more; ends when closed
+        and drained."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            # Drops happen only while the queue is full, so the gap follows what it holds.
+            self._note_missed()
+            if self._lines:
+                chunk = b"".join(self._lines)
+                self._lines.clear()
+                yield chunk
+            if self._closed and not self._lines:
+                return
+
+    def _note_missed(self) -> None:
+        if self._missed:
+            notice = {"type": MISSED, "missed": self._missed}
+            self._lines.append(_encode(notice).encode() + b"\n")
+            self._missed = 0
+
+
 class EventLog:
-    """Numbers events, keeps the latest in memory and appends them to the daemon log."""
+    """Numbers events, keeps the latest in memory, logs them and feeds subscribers."""
 
     def __init__(self, path: Path, *, max_bytes: int, backups: int = 3) -> None:
         self._seq = 0
         self._sinks: list[EventSink] = []
+        self._recent: deque[tuple[int, bytes]] = deque(maxlen=RECENT_EVENTS)
+        self._subscriptions: set[Subscription] = set()
         self._logger = logging.getLogger(f"agent_pool.daemon.{id(self)}")
         self._logger.propagate = False
         self._logger.setLevel(logging.INFO)
@@ -44,17 +110,62 @@ class EventLog:
         )
         self._logger.addHandler(self._handler)
 
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
+    def set_max_bytes(self, max_bytes: int) -> None:
+        """Apply a reloaded `[daemon] log_max_bytes` to the next rollover check."""
+        self._handler.maxBytes = max_bytes
+
     def add_sink(self, sink: EventSink) -> None:
         self._sinks.append(sink)
 
     def emit(self, type_: str, now: float, **data: Any) -> Event:
+        if type_ not in EVENT_TYPES:
+            raise ValueError(f"event type {type_!r} is not in the catalog (event_catalog.py)")
         self._seq += 1
         event = Event(type=type_, time=now, data=data, seq=self._seq)
-        self._logger.info(json.dumps(event.to_json(), ensure_ascii=False, default=str))
+        text = _encode(event.to_json())
+        self._logger.info(text)
+        line = text.encode() + b"\n"
+        self._recent.append((event.seq, line))
+        for subscription in self._subscriptions:
+            subscription.offer(line)
         for sink in self._sinks:
             sink(event)
         return event
 
+    def subscribe(
+        self, since: int | None = None, *, capacity: int = SUBSCRIBER_BUFFER
+    ) -> Subscription:
+        """A new stream of events; with `since`, first the recent ones after it.
+
+        A `since` older than the replay ring counts the gap as missed; one beyond the
+        last event (from an earlier daemon run: sequence numbers restart) replays nothing.
+        """
+        subscription = Subscription(capacity)
+        if since is not None:
+            replay = [line for seq, line in self._recent if seq > since]
+            oldest = self._recent[0][0] if self._recent else self._seq + 1
+            if since < oldest - 1 and since < self._seq:
+                subscription.miss(oldest - 1 - since)
+            for line in replay:
+                subscription.offer(line)
+        self._subscriptions.add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.discard(subscription)
+        subscription.close()
+
+    def end_streams(self) -> None:
+        """Let every stream deliver what it holds, then end (the daemon is stopping)."""
+        for subscription in self._subscriptions:
+            subscription.close()
+
     def close(self) -> None:
+        self.end_streams()
+        self._subscriptions.clear()
         self._logger.removeHandler(self._handler)
         self._handler.close()

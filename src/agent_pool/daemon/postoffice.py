@@ -70,7 +70,7 @@ class PostOffice:
         self._layout = layout
         self._board = board
         self._inbox_of = inbox_of
-        self._max_bytes = max_bytes
+        self.max_bytes = max_bytes  # settable: a config reload changes the limit
         self._emit = emit
 
     def route_all(self, registry: PoolRegistry, now: float, limit: int = 500) -> RouteReport:
@@ -148,8 +148,8 @@ class PostOffice:
             raise MailError("is not a regular file")
         if not path.name.endswith(".md"):
             raise MailError("not a mail file: mail files are named <id>.md")
-        if info.st_size > self._max_bytes:
-            raise MailError(f"mail is {info.st_size} bytes, the limit is {self._max_bytes}")
+        if info.st_size > self.max_bytes:
+            raise MailError(f"mail is {info.st_size} bytes, the limit is {self.max_bytes}")
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
@@ -157,8 +157,8 @@ class PostOffice:
                 raise
             raise MailError(f"cannot read: {exc.strerror}") from exc
         with os.fdopen(fd, "rb") as handle:
-            data = handle.read(self._max_bytes + 1)
-        return parse_mail(data, max_bytes=self._max_bytes)
+            data = handle.read(self.max_bytes + 1)
+        return parse_mail(data, max_bytes=self.max_bytes)
 
     def _complete(self, item: _Pending, now: float, report: RouteReport) -> None:
         message = item.message
@@ -231,12 +231,3 @@ def _free_name(folder: Path, base: str) -> Path:
 
 def _reason_of(path: Path) -> Path:
     return path.with_name(path.name + ".reason")
-
-
-def count_dead_letters(layout: PoolLayout) -> int:
-    try:
-        return sum(
-            1 for entry in os.scandir(layout.dead_letter) if not entry.name.endswith(".reason")
-        )
-    except FileNotFoundError:
-        return 0

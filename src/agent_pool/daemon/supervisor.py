@@ -414,6 +414,16 @@ class Supervisor:
                 reason=result.reason,
                 needs_attention=record.needs_attention,
             )
+        if result.cost_usd:
+            self._events.emit(
+                "cost.updated",
+                now,
+                id=task.id,
+                to=task.to,
+                cost_usd=result.cost_usd,
+                agent_cost_usd=round(self._board.cost_by_recipient().get(task.to, 0.0), 6),
+                pool_cost_usd=round(self._board.total_cost(), 6),
+            )
         for unblocked in outcome.unblocked:
             self._events.emit("task.unblocked", now, id=unblocked, cause=task.id)
         for cascaded in outcome.cascaded:
