@@ -1,11 +1,15 @@
-"""`agent-pool logs ID`: a task's session transcript, every attempt, oldest first."""
+"""`agent-pool logs ID`: a task's session transcript, every attempt, oldest first.
+
+Archived attempts (`logs/archive/*.jsonl.gz`, written by log upkeep) come first and
+are read like live ones.
+"""
 
 from __future__ import annotations
 
+import gzip
 import os
-import shutil
 import sys
-from dataclasses import dataclass
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -17,15 +21,9 @@ from agent_pool.errors import AgentPoolError
 if TYPE_CHECKING:
     from agent_pool.board import TaskRecord
     from agent_pool.pool.layout import PoolLayout
+    from agent_pool.session.logfiles import TaskLog
 
-_ATTEMPT_INFIX: Final = ".attempt-"
-_LOG_SUFFIX: Final = ".jsonl"
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptLog:
-    number: int
-    path: Path
+_COPY_BLOCK: Final = 64 * 1024
 
 
 @click.command("logs")
@@ -47,42 +45,28 @@ def logs(obj: CliContext, task_id: str, raw: bool) -> None:
     if raw:
         _print_raw(attempts)
     else:
-        _print_readable(attempts)
+        _print_readable(attempts, task_id)
 
 
-def find_task_logs(layout: PoolLayout, task_id: str, board_log: Path | None) -> list[AttemptLog]:
-    """Every attempt's log of `task_id`, oldest first; [] when there is none.
+def find_task_logs(layout: PoolLayout, task_id: str, board_log: Path | None) -> list[TaskLog]:
+    """Every attempt's log of `task_id`, archived ones first, oldest first; [] when none.
 
     The board's log path names the folder; without it (no daemon ever ran, or the
     board forgot the task), every agent's `logs/` folder is looked through.
     `task_id` must be a validated message id: it becomes a file name.
     """
+    from agent_pool.session.logfiles import task_logs
+
     if board_log is not None:
         folder = board_log if board_log.is_absolute() else layout.root / board_log
-        found = _attempts_in(folder.parent, task_id)
+        found = task_logs(folder.parent, task_id)
         if found:
             return found
     for logs_dir in _all_logs_dirs(layout):
-        found = _attempts_in(logs_dir, task_id)
+        found = task_logs(logs_dir, task_id)
         if found:
             return found
     return []
-
-
-def _attempts_in(logs_dir: Path, task_id: str) -> list[AttemptLog]:
-    # Ids are [A-Za-z0-9._-] only: nothing in them is special to glob.
-    earlier: list[AttemptLog] = []
-    prefix = task_id + _ATTEMPT_INFIX
-    for path in logs_dir.glob(f"{prefix}*{_LOG_SUFFIX}"):
-        number = path.name[len(prefix) : -len(_LOG_SUFFIX)]
-        if number.isdigit() and path.is_file():
-            earlier.append(AttemptLog(int(number), path))
-    earlier.sort(key=lambda attempt: attempt.number)
-    latest = logs_dir / f"{task_id}{_LOG_SUFFIX}"
-    if latest.is_file():
-        # `<id>.jsonl` is always the newest attempt; older ones were moved aside.
-        earlier.append(AttemptLog(earlier[-1].number + 1 if earlier else 1, latest))
-    return earlier
 
 
 def _all_logs_dirs(layout: PoolLayout) -> list[Path]:
@@ -110,7 +94,7 @@ def _board_record(obj: CliContext, task_id: str) -> TaskRecord | None:
         return None  # an unreadable board must not hide logs that are on disk
 
 
-def _print_readable(attempts: list[AttemptLog]) -> None:
+def _print_readable(attempts: list[TaskLog], task_id: str) -> None:
     from agent_pool.session.transcript import LogEvents, render_transcript
 
     for index, attempt in enumerate(attempts):
@@ -127,23 +111,47 @@ def _print_readable(attempts: list[AttemptLog]) -> None:
             click.echo("(no events yet)")
         if events.skipped:
             click.echo(f"[{events.skipped} unreadable lines skipped; see --raw]")
-    stderr_log = attempts[-1].path.with_suffix(".stderr.log")
-    size = stderr_log.stat().st_size if stderr_log.is_file() else 0
-    if size:
-        click.echo(f"\nstderr: {size} bytes in {stderr_log}")
+        if events.damaged:
+            click.echo("[the archive is damaged: the rest of it cannot be read]")
+    _print_stderr_note(attempts[-1], task_id)
 
 
-def _print_raw(attempts: list[AttemptLog]) -> None:
-    """The logs byte for byte on stdout (JSONL); headings go to stderr when several."""
+def _print_stderr_note(latest: TaskLog, task_id: str) -> None:
+    from agent_pool.session.logfiles import stderr_log
+
+    logs_dir = latest.path.parent.parent if latest.archived else latest.path.parent
+    path = stderr_log(logs_dir, task_id)
+    if path is None:
+        return
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # archived (or removed) while we looked
+    if size and path.parent == logs_dir:
+        click.echo(f"\nstderr: {size} bytes in {path}")
+    elif size:
+        click.echo(f"\nstderr: archived in {path}")
+
+
+def _print_raw(attempts: list[TaskLog]) -> None:
+    """The logs byte for byte on stdout (JSONL, archives decompressed); headings go to
+    stderr when several."""
+    from agent_pool.session.logfiles import open_log
+
     sys.stdout.flush()
     out = sys.stdout.buffer
     for attempt in attempts:
         if len(attempts) > 1:
             click.echo(f"=== attempt {attempt.number}: {attempt.path} ===", err=True)
-        with attempt.path.open("rb") as log:
-            shutil.copyfileobj(log, out)
-            if log.tell():
-                log.seek(-1, os.SEEK_END)
-                if log.read(1) != b"\n":
-                    out.write(b"\n")  # the next attempt's first line stays a line of its own
+        last = b"\n"
+        try:
+            with open_log(attempt.path) as log:
+                while block := log.read(_COPY_BLOCK):
+                    out.write(block)
+                    last = block[-1:]
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            out.flush()
+            raise AgentPoolError(f"{attempt.path}: the archive is damaged ({exc})") from None
+        if last != b"\n":
+            out.write(b"\n")  # the next attempt's first line stays a line of its own
     out.flush()

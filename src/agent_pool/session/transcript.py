@@ -8,12 +8,15 @@ Event types it does not know are skipped: the CLI adds new ones over time.
 
 from __future__ import annotations
 
+import gzip
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import zlib
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 from agent_pool.session.index import format_duration
+from agent_pool.session.logfiles import open_log
 from agent_pool.session.outcome import ResultEvent
 from agent_pool.session.stream import MAX_LINE_BYTES, Event, LineFramer, parse_event
 
@@ -30,20 +33,26 @@ _QUIET_SYSTEM: Final = frozenset({"hook_started", "hook_response", "status"})
 class LogEvents:
     """The events of a stream-json log file, read in blocks (never the whole file).
 
-    After iterating, `skipped` counts lines that were not events: invalid JSON,
-    non-objects, or lines over the framer's size cap.
+    An archived log (`.gz`) is decompressed as it is read. After iterating, `skipped`
+    counts lines that were not events: invalid JSON, non-objects, or lines over the
+    framer's size cap; `damaged` tells that an archive ended in unreadable data.
     """
 
     def __init__(self, path: Path, *, max_line: int = MAX_LINE_BYTES) -> None:
         self.path = path
         self.max_line = max_line
         self.skipped = 0
+        self.damaged = False
 
     def __iter__(self) -> Iterator[Event]:
+        return self.events()
+
+    def events(self) -> Generator[Event, None, None]:
+        """The events, as a generator a caller may close early (which closes the file)."""
         framer = LineFramer(self.max_line)
         invalid = 0
-        with self.path.open("rb") as log:
-            while chunk := log.read(_READ_BLOCK):
+        with open_log(self.path) as log:
+            while chunk := self._read(log):
                 for line in framer.feed(chunk):
                     event = parse_event(line)
                     if event is not None:
@@ -58,6 +67,14 @@ class LogEvents:
                 elif last.strip():
                     invalid += 1
         self.skipped = invalid + framer.dropped
+
+    def _read(self, log: BinaryIO) -> bytes:
+        try:
+            return log.read(_READ_BLOCK)
+        except (EOFError, zlib.error, gzip.BadGzipFile):
+            # A cut or corrupt archive: show what could be read, and say so.
+            self.damaged = True
+            return b""
 
 
 def render_transcript(events: Iterable[Mapping[str, Any]]) -> Iterator[str]:

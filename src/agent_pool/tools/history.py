@@ -9,16 +9,13 @@ huge or hostile log costs no more than the cap.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
-from collections.abc import Generator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
 from agent_pool.session.index import HEADER
 from agent_pool.session.index import search_index as search_index_rows
-from agent_pool.session.stream import MAX_LINE_BYTES, Event, LineFramer, parse_event
+from agent_pool.session.logfiles import ATTEMPT_INFIX, LOG_SUFFIX, task_logs
 from agent_pool.session.transcript import LogEvents, render_transcript
 from agent_pool.tools.context import ToolContext, ToolError
 from agent_pool.tools.files import KIB, message_id_arg, text_arg
@@ -26,29 +23,23 @@ from agent_pool.tools.files import KIB, message_id_arg, text_arg
 RECALL_MAX_BYTES: Final = 32 * KIB
 QUERY_MAX_BYTES: Final = 256
 SEARCH_LIMIT: Final = 50
-_READ_BLOCK: Final = 64 * KIB
-_ATTEMPT: Final = ".attempt-"
 _HINT_IDS: Final = 10
-
-
-@dataclass(frozen=True, slots=True)
-class _Log:
-    label: str
-    path: Path
 
 
 def recall(ctx: ToolContext, task_id: object) -> str:
     """The readable transcript of one of the agent's past sessions, capped."""
     ident = message_id_arg(task_id, "task_id")
     logs_dir = ctx.pool_side_dir / "logs"
-    found = _logs_of(logs_dir / "archive", ident, archived=True) + _logs_of(logs_dir, ident)
+    found = task_logs(logs_dir, ident)
     if not found:
         raise ToolError(f"no session log for task {ident!r} in your logs ({_known_ids(logs_dir)})")
     out = _Capped(RECALL_MAX_BYTES)
     for log in found:
-        if not out.add(f"=== {log.label}: {log.path.name} ==="):
+        label = f"archived attempt {log.number}" if log.archived else f"attempt {log.number}"
+        if not out.add(f"=== {label}: {log.path.name} ==="):
             break
-        with contextlib.closing(_events(log.path)) as events:
+        # Closing the events early (at the cap) closes the log file at once.
+        with contextlib.closing(LogEvents(log.path).events()) as events:
             if not all(out.add(line) for line in render_transcript(events)):
                 break
     return out.text()
@@ -64,52 +55,17 @@ def search_index(ctx: ToolContext, query: object) -> str:
     return f"{len(rows)} matching rows ({shown}):\n{HEADER}" + "\n".join(rows) + "\n"
 
 
-def _logs_of(folder: Path, ident: str, *, archived: bool = False) -> list[_Log]:
-    suffix = ".jsonl.gz" if archived else ".jsonl"
-    where = "archived attempt" if archived else "attempt"
-    # Ids are [A-Za-z0-9._-] only, so nothing in them is special to glob.
-    prefix = ident + _ATTEMPT
-    earlier: list[tuple[int, Path]] = []
-    for path in folder.glob(f"{prefix}*{suffix}"):
-        number = path.name[len(prefix) : -len(suffix)]
-        if number.isdigit() and path.is_file():
-            earlier.append((int(number), path))
-    earlier.sort()
-    found = [_Log(f"{where} {number}", path) for number, path in earlier]
-    latest = folder / f"{ident}{suffix}"
-    if latest.is_file():
-        found.append(_Log(f"{where} {len(earlier) + 1}", latest))
-    return found
-
-
-def _events(path: Path) -> Generator[Event, None, None]:
-    if not path.name.endswith(".gz"):
-        yield from LogEvents(path)
-        return
-    framer = LineFramer(MAX_LINE_BYTES)
-    with gzip.open(path, "rb") as log:
-        while chunk := log.read(_READ_BLOCK):
-            for line in framer.feed(chunk):
-                event = parse_event(line)
-                if event is not None:
-                    yield event
-        last = framer.flush()
-        event = parse_event(last) if last is not None else None
-        if event is not None:
-            yield event
-
-
 def _known_ids(logs_dir: Path) -> str:
     try:
         entries = [
             entry
             for entry in os.scandir(logs_dir)
-            if entry.name.endswith(".jsonl") and _ATTEMPT not in entry.name
+            if entry.name.endswith(LOG_SUFFIX) and ATTEMPT_INFIX not in entry.name
         ]
     except (FileNotFoundError, NotADirectoryError):
         return "you have no session logs yet"
     entries.sort(key=lambda entry: entry.stat().st_mtime, reverse=True)
-    ids = [entry.name.removesuffix(".jsonl") for entry in entries[:_HINT_IDS]]
+    ids = [entry.name.removesuffix(LOG_SUFFIX) for entry in entries[:_HINT_IDS]]
     return "latest: " + ", ".join(ids) if ids else "you have no session logs yet"
 
 
