@@ -41,6 +41,7 @@ def _register_commands() -> None:
         init_cmd,
         logs_cmd,
         mcp_cmd,
+        service_cmd,
         submit_cmd,
         task_cmds,
     )
@@ -62,6 +63,7 @@ def _register_commands() -> None:
         mcp_cmd.mcp,
         hook_cmd.hook,
         demo_cmd.demo,
+        service_cmd.service,
     ):
         cli.add_command(command)
 
