@@ -147,9 +147,19 @@ END;
 
 # Terminal tasks by finish time: what the archive moves, oldest first. The partial
 # index's WHERE is repeated word for word by `sql.ARCHIVABLE`, which SQLite needs to use it.
+# Spend per local calendar day, for "cost today": kept by trigger at the moment a cost
+# is recorded, so archiving or deleting tasks never changes what a day cost.
 _BOARD_INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at)
 WHERE status IN ('completed', 'failed', 'cancelled');
+CREATE TABLE IF NOT EXISTS daily_costs (day TEXT PRIMARY KEY, cost_usd REAL NOT NULL)
+WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS tasks_daily_cost AFTER UPDATE OF cost_usd ON tasks
+WHEN NEW.cost_usd != OLD.cost_usd BEGIN
+    INSERT OR IGNORE INTO daily_costs (day, cost_usd) VALUES (date('now', 'localtime'), 0);
+    UPDATE daily_costs SET cost_usd = cost_usd + NEW.cost_usd - OLD.cost_usd
+    WHERE day = date('now', 'localtime');
+END;
 """
 
 

@@ -163,6 +163,11 @@ ORDER BY ready_at LIMIT 1
 """
 GET_TASK: Final = TASK_SELECT + "WHERE t.id = ?"
 ACTIVE_TASKS: Final = TASK_SELECT + "WHERE t.status = 'active' ORDER BY t.seq"
+# Every status but the terminal ones, each an index range of tasks_by_status.
+UNFINISHED_IDS: Final = (
+    "SELECT id FROM tasks INDEXED BY tasks_by_status "
+    "WHERE status IN ('pending', 'blocked', 'active', 'awaiting_approval')"
+)
 ATTENTION_TASKS: Final = TASK_SELECT + "WHERE t.needs_attention = 1 ORDER BY t.seq"
 # list_tasks, keyed by (filter on status, filter on recipient): newest first, one fixed
 # statement per filter so each is answered by its own index.
@@ -193,6 +198,7 @@ GROUP BY recipient
 """
 TOTAL_COST: Final = "SELECT TOTAL(cost_usd) FROM recipient_costs"
 COST_BY_RECIPIENT: Final = "SELECT recipient, cost_usd FROM recipient_costs"
+COST_TODAY: Final = "SELECT TOTAL(cost_usd) FROM daily_costs WHERE day = date('now', 'localtime')"
 
 MESSAGE_DIGEST: Final = "SELECT digest FROM messages WHERE id = ?"
 MESSAGE_INSERT: Final = """

@@ -407,9 +407,20 @@ class TaskBoard:
         """Everything ever spent, archived tasks included (costs never go down)."""
         return float(self._conn.execute(sql.TOTAL_COST).fetchone()[0])
 
+    def cost_today(self) -> float:
+        """What sessions recorded today (local time), archived tasks included."""
+        try:
+            return float(self._conn.execute(sql.COST_TODAY).fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0.0  # a read-only reader of a board no writer has upgraded yet
+
     def cost_by_recipient(self) -> dict[str, float]:
         rows = self._conn.execute(sql.COST_BY_RECIPIENT)
         return {recipient: float(cost) for recipient, cost in rows}
+
+    def unfinished_ids(self) -> set[str]:
+        """Ids of every task not yet completed, failed or cancelled."""
+        return {row[0] for row in self._conn.execute(sql.UNFINISHED_IDS)}
 
     def archived_count(self) -> int:
         """How many tasks the archive holds (0 while there is none)."""

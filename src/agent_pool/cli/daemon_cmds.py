@@ -156,6 +156,14 @@ def format_status(data: dict[str, Any]) -> str:
             for item in data["needs_attention"]
         )
     if data["dead_letters"]:
-        lines.append(f"dead letters: {data['dead_letters']} (see dead-letter/)")
-    lines.append(f"cost: ${data['cost_usd']:.4f}")
+        lines.append(f"dead letters: {data['dead_letters']} (in dead-letter/; newest first)")
+        lines.extend(
+            f"  {letter['file']}: {letter['reason']}"
+            for letter in data.get("dead_letter_recent", [])[:5]
+        )
+    today = data.get("cost_today_usd")
+    lines.append(
+        f"cost: ${data['cost_usd']:.4f} in total"
+        + (f", ${today:.4f} today" if today is not None else "")
+    )
     return "\n".join(lines)

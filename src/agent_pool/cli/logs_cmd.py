@@ -7,7 +7,6 @@ are read like live ones.
 from __future__ import annotations
 
 import gzip
-import os
 import sys
 import zlib
 from pathlib import Path
@@ -55,6 +54,7 @@ def find_task_logs(layout: PoolLayout, task_id: str, board_log: Path | None) -> 
     board forgot the task), every agent's `logs/` folder is looked through.
     `task_id` must be a validated message id: it becomes a file name.
     """
+    from agent_pool.pool.registry import all_logs_dirs
     from agent_pool.session.logfiles import task_logs
 
     if board_log is not None:
@@ -62,25 +62,11 @@ def find_task_logs(layout: PoolLayout, task_id: str, board_log: Path | None) -> 
         found = task_logs(folder.parent, task_id)
         if found:
             return found
-    for logs_dir in _all_logs_dirs(layout):
+    for logs_dir in all_logs_dirs(layout):
         found = task_logs(logs_dir, task_id)
         if found:
             return found
     return []
-
-
-def _all_logs_dirs(layout: PoolLayout) -> list[Path]:
-    from agent_pool.names import ROLE_NAMES, is_valid_name
-    from agent_pool.pool.registry import expert_folders
-
-    folders = [layout.logs(role) for role in sorted(ROLE_NAMES)]
-    folders += [layout.expert_dir(name) / "logs" for name in sorted(expert_folders(layout))]
-    try:
-        shared = sorted(entry.name for entry in os.scandir(layout.shared_state_dir))
-    except (FileNotFoundError, NotADirectoryError):
-        shared = []
-    folders += [layout.shared_overlay(name) / "logs" for name in shared if is_valid_name(name)]
-    return folders
 
 
 def _board_record(obj: CliContext, task_id: str) -> TaskRecord | None:

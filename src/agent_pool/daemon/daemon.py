@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import shutil
 import signal
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
@@ -27,8 +29,10 @@ from agent_pool.daemon.dead_letters import (
     redeliver_for,
 )
 from agent_pool.daemon.events import EventLog
+from agent_pool.daemon.housekeeping import run_upkeep
 from agent_pool.daemon.lock import DaemonLock
 from agent_pool.daemon.postoffice import SETTLE_SECONDS, PostOffice, RouteReport
+from agent_pool.daemon.reload import SETTLE_SECONDS as CONFIG_SETTLE_SECONDS
 from agent_pool.daemon.reload import ConfigWatch, Reload
 from agent_pool.daemon.session_tools import SessionTools, session_dir_name
 from agent_pool.daemon.supervisor import Supervisor, find_orphan, judge_log
@@ -73,7 +77,10 @@ class Daemon:
         self._lock = DaemonLock(layout.lock_file)
         self._registry: PoolRegistry | None = None
         self._known_agents: set[str] | None = None  # names at the last routing pass
+        self._config_recheck_at: float | None = None  # a config file is still being written
         self._background: set[asyncio.Future[Any]] = set()
+        self._next_upkeep = 0.0  # at start-up, then every [daemon] upkeep_interval
+        self._upkeep: asyncio.Task[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -93,7 +100,7 @@ class Daemon:
         for folder in (layout.postoffice, layout.dead_letter, layout.runtime_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self.events = EventLog(layout.daemon_log, max_bytes=self.config.daemon.log_max_bytes)
-        self.board = TaskBoard.open(layout.board_db)
+        self.board = TaskBoard.open(layout.board_db, archive=layout.board_archive_db)
         self._sweep_session_dirs()
         self.tools = SessionTools(layout, self.home, registry=self._current_registry)
         self.supervisor = Supervisor(
@@ -158,6 +165,9 @@ class Daemon:
             await self._schedule()
             if self.should_exit:
                 break
+            if now >= self._next_upkeep and self._upkeep is None:
+                self._next_upkeep = math.inf  # set again when this run ends
+                self._upkeep = asyncio.create_task(self._run_upkeep())
             timeout = self._sleep_time(self.clock())
             if self._wake.is_set():
                 await asyncio.sleep(0)  # let sockets and session ends in before the next turn
@@ -176,6 +186,10 @@ class Daemon:
             for task in (drained, forced):
                 task.cancel()
         await self.supervisor.interrupt_all()
+        if self._upkeep is not None:
+            self._upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._upkeep
         self.watcher.stop()
         await self.tools.close()
         self.events.emit("daemon.stopped", self.clock())
@@ -206,6 +220,9 @@ class Daemon:
         if reload is not None:
             self._apply_reload(reload, now)
         self._next_reconcile = now + self.config.daemon.reconcile_interval.total_seconds()
+        if self._config_recheck_at is not None:
+            self._next_reconcile = min(self._next_reconcile, self._config_recheck_at)
+            self._config_recheck_at = None
         self._registry = self._scan_registry()
         self._notice_agents(self._registry, now)
         report = self.postoffice.route_all(self._registry, now)
@@ -225,6 +242,9 @@ class Daemon:
                 self._spawn_background(self.supervisor.cancel(message.cancels or ""))
 
     def _apply_reload(self, reload: Reload, now: float) -> None:
+        if reload.settling:
+            self._config_recheck_at = now + CONFIG_SETTLE_SECONDS
+            return
         if reload.config is None:
             self.events.emit("config.rejected", now, error=reload.error)
             return
@@ -286,8 +306,20 @@ class Daemon:
         for task in self.board.next_ready(idle, self.clock(), room):
             await self.supervisor.spawn(task)
 
+    async def _run_upkeep(self) -> None:
+        try:
+            report = await run_upkeep(self.layout, self.board, self.config, self.clock)
+            self.events.emit("upkeep.done", self.clock(), **report.to_event())
+        except (OSError, AgentPoolError, sqlite3.Error) as exc:
+            self.events.emit("daemon.error", self.clock(), error=f"upkeep: {exc}")
+        finally:
+            self._upkeep = None
+            interval = self.config.daemon.upkeep_interval.total_seconds()
+            self._next_upkeep = self.clock() + interval
+            self._wake.set()
+
     def _sleep_time(self, now: float) -> float:
-        deadline = self._next_reconcile
+        deadline = min(self._next_reconcile, self._next_upkeep)
         if not self.watcher.alive:
             deadline = min(deadline, now + FALLBACK_POLL)
         retry_at = self.board.next_wakeup(now)
@@ -467,4 +499,6 @@ class Daemon:
             "dead_letters": count_dead_letters(self.layout),
             "dead_letter_recent": [letter.to_json() for letter in recent_dead_letters(self.layout)],
             "cost_usd": round(self.board.total_cost(), 6),
+            "cost_today_usd": round(self.board.cost_today(), 6),
+            "archived_tasks": self.board.archived_count(),
         }

@@ -3,20 +3,26 @@
 The files' stat signatures are compared on every routing pass (the watcher wakes one
 when the `.agent-pool` folder changes; the periodic reconcile covers a lost event), so
 an unchanged config costs two `stat` calls. An invalid edit is refused with the loader's
-one-line error and the running config is kept: a typo never stops a pool.
+one-line error and the running config is kept: a typo never stops a pool. A file
+modified within the last `SETTLE_SECONDS` is read only once it has settled, so a file
+an editor truncates and rewrites in place is never applied half-written (an empty
+pool.toml is valid and would silently reset every setting).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from agent_pool.config import PoolConfig
 from agent_pool.errors import ConfigError
 
 Signature = tuple[tuple[int, int, int] | None, ...]
+
+SETTLE_SECONDS: Final = 0.3
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,7 @@ class Reload:
     config: PoolConfig | None = None
     changed: tuple[str, ...] = ()
     error: str | None = None
+    settling: bool = False  # a file is being written: check again after SETTLE_SECONDS
 
 
 class ConfigWatch:
@@ -42,13 +49,16 @@ class ConfigWatch:
         signature = self._stat_all()
         if signature == self._signature:
             return None
+        newest = max((entry[0] for entry in signature if entry is not None), default=0)
+        if time.time() - newest / 1e9 < SETTLE_SECONDS:
+            return Reload(settling=True)
         self._signature = signature
         try:
             config = self._load()
         except ConfigError as exc:
             return Reload(error=exc.message)
         changed = changed_keys(
-            self._current.model_dump(mode="json"), config.model_dump(mode="json")
+            self._current.model_dump(), config.model_dump()
         )
         if not changed:
             return None  # touched or reformatted: nothing to apply

@@ -509,7 +509,12 @@ def _keep_previous_attempt(log_path: Path, attempts_so_far: int) -> None:
     Otherwise a crashed retry could be judged by the previous attempt's result event.
     """
     if log_path.exists():
-        aside = log_path.with_name(f"{log_path.stem}.attempt-{max(attempts_so_far, 1)}.jsonl")
+        # A user's retry starts counting attempts again: never overwrite an older log.
+        number = max(attempts_so_far, 1)
+        aside = log_path.with_name(f"{log_path.stem}.attempt-{number}.jsonl")
+        while aside.exists():
+            number += 1
+            aside = log_path.with_name(f"{log_path.stem}.attempt-{number}.jsonl")
         log_path.replace(aside)
 
 

@@ -85,3 +85,19 @@ def agent_folder(layout: PoolLayout, registry: PoolRegistry, name: str) -> Path:
     if kind is AgentKind.SHARED_EXPERT:
         return layout.shared_overlay(name)
     return layout.expert_dir(name)
+
+
+def all_logs_dirs(layout: PoolLayout) -> list[Path]:
+    """Every agent's pool-side `logs/` folder: roles, experts, shared experts' overlays.
+
+    Found on disk (not from the config), so logs of an expert no longer declared are
+    still found, read and archived.
+    """
+    folders = [layout.logs(role) for role in sorted(ROLE_NAMES)]
+    folders += [layout.expert_dir(name) / "logs" for name in sorted(expert_folders(layout))]
+    try:
+        shared = sorted(entry.name for entry in os.scandir(layout.shared_state_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        shared = []
+    folders += [layout.shared_overlay(name) / "logs" for name in shared if is_valid_name(name)]
+    return folders
