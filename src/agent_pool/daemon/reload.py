@@ -57,9 +57,7 @@ class ConfigWatch:
             config = self._load()
         except ConfigError as exc:
             return Reload(error=exc.message)
-        changed = changed_keys(
-            self._current.model_dump(), config.model_dump()
-        )
+        changed = changed_keys(self._current.model_dump(), config.model_dump())
         if not changed:
             return None  # touched or reformatted: nothing to apply
         self._current = config
