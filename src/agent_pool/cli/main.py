@@ -44,6 +44,7 @@ def _register_commands() -> None:
         service_cmd,
         submit_cmd,
         task_cmds,
+        watch_cmd,
     )
 
     for command in (
@@ -51,6 +52,7 @@ def _register_commands() -> None:
         daemon_cmds.start,
         daemon_cmds.stop,
         daemon_cmds.status,
+        watch_cmd.watch,
         submit_cmd.submit,
         task_cmds.tasks,
         task_cmds.task,
