@@ -23,7 +23,7 @@ from agent_pool.board.models import (
     TaskRecord,
     TaskStatus,
 )
-from agent_pool.board.schema import Schema, connect_reader, connect_writer
+from agent_pool.board.schema import MESSAGES_TABLE, Schema, connect_reader, connect_writer
 
 # Every column of a board task row, copied as it is.
 _TASK_COLUMNS: Final = (
@@ -46,18 +46,9 @@ def _slots(columns: tuple[str, ...]) -> str:
     return ", ".join("?" for _ in columns)
 
 
-_ARCHIVE_V1: Final = """
-CREATE TABLE messages (
-    id          TEXT PRIMARY KEY,
-    digest      TEXT NOT NULL,
-    sender      TEXT NOT NULL,
-    recipient   TEXT NOT NULL,
-    type        TEXT NOT NULL,
-    in_reply_to TEXT,
-    routed_at   REAL NOT NULL,
-    body        TEXT NOT NULL
-);
-
+_ARCHIVE_V1: Final = (
+    MESSAGES_TABLE
+    + """
 CREATE TABLE tasks (
     id              TEXT PRIMARY KEY,
     seq             INTEGER NOT NULL,
@@ -108,6 +99,7 @@ CREATE TRIGGER archive_size_delete AFTER DELETE ON tasks BEGIN
     UPDATE archive_size SET tasks = tasks - 1;
 END;
 """
+)  # noqa: S608  # constant DDL, no outside input
 
 ARCHIVE_SCHEMA: Final = Schema("board archive", (_ARCHIVE_V1,))
 

@@ -61,8 +61,8 @@ BUSY_TIMEOUT_MS: Final = 5000
 
 _STATUS_CHECK: Final = ", ".join(f"'{status.value}'" for status in TaskStatus)
 
-# Built from the TaskStatus enum (no outside input), so the CHECK never drifts from it.
-_SCHEMA_V1: Final = f"""
+# The messages table, the same in the board and its archive (both at version 1).
+MESSAGES_TABLE: Final = """
 CREATE TABLE messages (
     id          TEXT PRIMARY KEY,
     digest      TEXT NOT NULL,
@@ -73,7 +73,11 @@ CREATE TABLE messages (
     routed_at   REAL NOT NULL,
     body        TEXT NOT NULL
 );
-CREATE INDEX messages_by_recipient ON messages (recipient);
+"""
+
+# Built from the TaskStatus enum (no outside input), so the CHECK never drifts from it.
+_SCHEMA_V1: Final = f"""
+{MESSAGES_TABLE}CREATE INDEX messages_by_recipient ON messages (recipient);
 
 CREATE TABLE tasks (
     seq             INTEGER PRIMARY KEY,
