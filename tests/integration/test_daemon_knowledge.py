@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent_pool.mail import MessageType
-from tests.harness import Pool
+from tests.harness import Pool, wait_until
 
 
 def test_the_prompt_carries_knowledge_notices_and_the_task(pool: Pool) -> None:
@@ -30,11 +30,12 @@ def test_the_prompt_carries_knowledge_notices_and_the_task(pool: Pool) -> None:
         assert expected in prompt, expected
     assert prompt.index("The API uses FastAPI.") < prompt.index("Add the endpoint")
     inbox = backend / "inbox"
-    # Read notices and finished task mail leave the inbox; nothing is deleted.
+    # Read notices and finished task mail leave the inbox; nothing is deleted. The board
+    # records the end first and the bookkeeping follows at once: wait for it.
+    wait_until((inbox / "read" / f"{task_id}.md").exists, 10, "the task mail to be read")
     assert not (inbox / "notices" / f"{notice}.md").exists()
     assert (inbox / "notices" / "read" / f"{notice}.md").exists()
     assert not (inbox / f"{task_id}.md").exists()
-    assert (inbox / "read" / f"{task_id}.md").exists()
 
 
 def test_a_notice_is_shown_once(pool: Pool) -> None:
@@ -70,8 +71,14 @@ def test_every_run_adds_a_row_to_the_index_and_logs_shows_the_transcript(pool: P
     bad = pool.post("backend", "fake: exit 4")
     pool.wait_status(good, "completed")
     pool.wait_status(bad, "failed")
-    index = (pool.layout.root / "experts" / "backend" / "logs" / "index.md").read_text()
-    rows = [line for line in index.splitlines() if good in line or bad in line]
+    index = pool.layout.root / "experts" / "backend" / "logs" / "index.md"
+
+    def rows_so_far() -> list[str]:
+        lines = index.read_text().splitlines() if index.exists() else []
+        return [line for line in lines if good in line or bad in line]
+
+    # The row is written right after the board records the end: wait for the last one.
+    rows = wait_until(lambda: len(rows_so_far()) >= 3 and rows_so_far(), 10, "three index rows")
     assert len(rows) == 3  # one success, two failed attempts
     assert any("everything fine" in row and "completed" in row for row in rows)
     assert sum("exited with code 4" in row for row in rows) == 2
