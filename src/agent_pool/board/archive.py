@@ -46,9 +46,7 @@ def _slots(columns: tuple[str, ...]) -> str:
     return ", ".join("?" for _ in columns)
 
 
-_ARCHIVE_V1: Final = (
-    MESSAGES_TABLE
-    + """
+_ARCHIVE_TABLES: Final = """
 CREATE TABLE tasks (
     id              TEXT PRIMARY KEY,
     seq             INTEGER NOT NULL,
@@ -99,7 +97,7 @@ CREATE TRIGGER archive_size_delete AFTER DELETE ON tasks BEGIN
     UPDATE archive_size SET tasks = tasks - 1;
 END;
 """
-)  # noqa: S608  # constant DDL, no outside input
+_ARCHIVE_V1: Final = MESSAGES_TABLE + _ARCHIVE_TABLES
 
 ARCHIVE_SCHEMA: Final = Schema("board archive", (_ARCHIVE_V1,))
 
