@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import daemon_bench, session_bench
+from bench import daemon_bench, session_bench, tools_bench
 
 
 def median_of(runs: int, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -49,6 +49,7 @@ def main() -> None:
         (f"queued_{big}", lambda: daemon_bench.queued_at_start(big), 1),
         ("idle", lambda: daemon_bench.idle(10.0 if args.quick else 60.0), 1),
         ("status_latency", lambda: daemon_bench.status_latency(10 if args.quick else 30), runs),
+        ("tools_ready", lambda: tools_bench.tools_ready(10 if args.quick else 20), runs),
         ("session_overhead", lambda: session_bench.pool_overhead(5 if args.quick else 10), runs),
     ]
     for name, measure, times in plan:
@@ -62,6 +63,7 @@ def main() -> None:
             "python": platform.python_version(),
             "system": platform.platform(),
             "cpus": os.cpu_count(),
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         },
         "figures": figures,
     }

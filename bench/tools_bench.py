@@ -141,6 +141,17 @@ async def median_ms(measure: Callable[[], Awaitable[None]], runs: int) -> float:
     return statistics.median(times) * 1000
 
 
+def tools_ready(runs: int) -> dict[str, float]:
+    """Pool tools ready for a new session: a fresh MCP client over HTTP → initialize +
+    `read_state` answered (what every session does first), in ms; for `python -m bench`."""
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        (root / "project").mkdir()
+        layout = PoolLayout(root / "project" / ".agent-pool")
+        init_pool(layout, experts=[EXPERT])
+        return asyncio.run(http_figures(layout, root / "home", runs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.tools_bench")
     parser.add_argument("--stdio-runs", type=int, default=5)

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ from agent_pool.control.client import (
     request,
     wait_until_answering,
 )
+from agent_pool.errors import AgentPoolError
+from agent_pool.fsutil import write_file_atomic
 from agent_pool.mail import Message, MessageType, new_message_id, post_message
 from agent_pool.pool.layout import PoolLayout
 from agent_pool.session.process import find_by_env
@@ -61,7 +64,9 @@ class Pool:
     # -- configuration -------------------------------------------------------------
 
     def configure(self, text: str) -> None:
-        self.layout.pool_toml.write_text(text, encoding="utf-8")
+        """Replace pool.toml atomically, as most editors save: a running daemon must not
+        read it half-written (on a loaded machine, an in-place write can stall mid-way)."""
+        write_file_atomic(self.layout.pool_toml, text.encode("utf-8"))
 
     # -- daemon --------------------------------------------------------------------
 
@@ -189,8 +194,16 @@ def make_pool(cli: CliEnv, experts: tuple[str, ...] = ("backend", "frontend")) -
 
 
 def cleanup(pool: Pool) -> None:
-    """Stop the daemon and assert no session process outlived the test."""
+    """Stop the daemon and assert nothing of the pool outlived the test.
+
+    Three checks: no session process (found by the pool's environment), no process in
+    a process group a session had (a tool that scrubbed its environment still shares
+    its session's group), and no child the daemon left unreaped (a zombie).
+    """
+    unreaped: list[str] = []
     if pool.daemon is not None and pool.daemon.poll() is None:
+        # Before stopping: once the daemon exits, its zombies become init's to reap.
+        unreaped = zombie_children(pool.daemon.pid)
         try:
             pool.stop(now=True)
         except subprocess.TimeoutExpired:
@@ -202,6 +215,8 @@ def cleanup(pool: Pool) -> None:
         for pid in pool.session_processes():  # never leave strays behind, even on failure
             os.kill(pid, signal.SIGKILL)
         raise
+    assert_groups_empty(recorded_process_groups(pool))
+    assert not unreaped, f"the daemon left session processes unreaped (zombies): {unreaped}"
 
 
 class EventCollector:
@@ -240,3 +255,79 @@ class EventCollector:
     def close(self) -> None:
         self._stream.close()
         self._thread.join(5)
+
+
+# -- process groups and zombies (the fault-injection suite's leftover checks) ---------
+
+
+def recorded_process_groups(pool: Pool) -> set[int]:
+    """Every process group a session of this pool had: as each fake claude run recorded
+    it, and as the board recorded it (the real CLI records nothing itself)."""
+    groups = {int(run["pgid"]) for run in pool.invocations() if run.get("pgid")}
+    try:
+        board = TaskBoard.open_readonly_if_ready(pool.layout.board_db)
+    except (AgentPoolError, sqlite3.Error):
+        board = None  # a test may leave the board unreadable on purpose
+    if board is not None:
+        try:
+            groups |= {task.pgid for task in board.list_tasks(limit=1_000_000) if task.pgid}
+        except sqlite3.Error:
+            pass
+        finally:
+            board.close()
+    return {group for group in groups if group > 1}
+
+
+def group_leftovers(groups: set[int]) -> list[str]:
+    """Processes, zombies included, that are still in one of `groups`.
+
+    A group id is reused only after every member is gone and the pid counter wrapped,
+    so within one test a member found here is a leftover of that session.
+    """
+    return [description for _, description in _group_members(groups)]
+
+
+def assert_groups_empty(groups: set[int], timeout: float = 10.0) -> None:
+    """Wait for `groups` to have no member left; kill what stays, then fail naming it."""
+    try:
+        wait_until(lambda: not group_leftovers(groups), timeout, "session process groups to empty")
+    except AssertionError:
+        left = _group_members(groups)
+        for group in {group for group, _ in left}:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        described = [description for _, description in left]
+        raise AssertionError(f"processes left in session process groups: {described}") from None
+
+
+def _group_members(groups: set[int]) -> list[tuple[int, str]]:
+    found = []
+    for proc in psutil.process_iter(["status", "name"]):
+        try:
+            group = os.getpgid(proc.pid)
+        except ProcessLookupError:
+            continue
+        if group in groups and proc.pid != os.getpid():
+            status, name = proc.info["status"], proc.info["name"]
+            found.append((group, f"pid {proc.pid} ({name}, {status}) in group {group}"))
+    return found
+
+
+def zombie_children(pid: int, timeout: float = 10.0) -> list[str]:
+    """Children of `pid` that exited and stay unreaped after `timeout` (none: [])."""
+
+    def zombies() -> list[str]:
+        try:
+            children = psutil.Process(pid).children()
+        except psutil.NoSuchProcess:
+            return []
+        found = []
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.status() == psutil.STATUS_ZOMBIE:
+                    found.append(f"pid {child.pid} ({child.name()})")
+        return found
+
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: not zombies(), timeout, "the daemon to reap its children")
+    return zombies()

@@ -23,7 +23,7 @@ def test_a_good_edit_applies_without_a_restart(pool: Pool) -> None:
         first = pool.post("backend", "one\nfake: sleep 30")
         second = pool.post("frontend", "two\nfake: sleep 30")
         pool.wait_status(first, "active")
-        assert pool.task(second).status == "pending"  # type: ignore[union-attr]
+        pool.wait_status(second, "pending")  # routed, and held back by the cap
         pool.configure("[defaults]\nmax_concurrent = 2\n")
         reloaded = stream.wait_for(lambda e: e["type"] == "config.reloaded")
         assert reloaded["changed"] == ["defaults.max_concurrent"]
@@ -41,6 +41,7 @@ def test_an_invalid_edit_is_refused_and_the_old_config_kept(pool: Pool) -> None:
         first = pool.post("backend", "one\nfake: sleep 30")
         second = pool.post("frontend", "two\nfake: sleep 30")
         pool.wait_status(first, "active")
+        pool.wait_status(second, "pending")
         pool.configure("[defaults]\nmax_concurrent = 0\n")
         rejected = stream.wait_for(lambda e: e["type"] == "config.rejected")
         assert "pool.toml" in rejected["error"]

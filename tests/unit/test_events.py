@@ -133,3 +133,32 @@ def test_an_unsubscribed_stream_receives_nothing_more(tmp_path: Path) -> None:
     log.emit("task.queued", 1.0, id="b", to="x", priority="normal")
     assert [event["id"] for event in asyncio.run(_drain(subscription))] == ["a"]
     log.close()
+
+
+def test_the_log_rotates_past_its_size_and_keeps_three_old_files(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "daemon.log", max_bytes=400)
+    for number in range(60):
+        log.emit("task.queued", 1.0, id=f"t{number:02d}", to="x", priority="normal")
+    log.close()
+    files = sorted(path.name for path in tmp_path.iterdir())
+    assert files == ["daemon.log", "daemon.log.1", "daemon.log.2", "daemon.log.3"]
+    for path in tmp_path.iterdir():
+        assert path.stat().st_size <= 400
+        lines = path.read_text().splitlines()
+        assert all(json.loads(line)["type"] == "task.queued" for line in lines)
+    newest = [json.loads(line)["id"] for line in (tmp_path / "daemon.log").read_text().splitlines()]
+    assert newest[-1] == "t59"
+    older = [
+        json.loads(line)["seq"] for line in (tmp_path / "daemon.log.1").read_text().splitlines()
+    ]
+    assert older[-1] + 1 == json.loads((tmp_path / "daemon.log").read_text().splitlines()[0])["seq"]
+
+
+def test_a_reloaded_size_limit_applies_to_the_next_write(tmp_path: Path) -> None:
+    log = EventLog(tmp_path / "daemon.log", max_bytes=1 << 20)
+    log.emit("task.queued", 1.0, id="a", to="x", priority="normal")
+    log.set_max_bytes(10)
+    log.emit("task.queued", 1.0, id="b", to="x", priority="normal")
+    log.close()
+    assert json.loads((tmp_path / "daemon.log.1").read_text())["id"] == "a"
+    assert json.loads((tmp_path / "daemon.log").read_text())["id"] == "b"

@@ -78,6 +78,7 @@ class Daemon:
         self._registry: PoolRegistry | None = None
         self._known_agents: set[str] | None = None  # names at the last routing pass
         self._config_recheck_at: float | None = None  # a config file is still being written
+        self._registry_stale = True
         self._background: set[asyncio.Future[Any]] = set()
         self._next_upkeep = 0.0  # at start-up, then every [daemon] upkeep_interval
         self._upkeep: asyncio.Task[None] | None = None
@@ -147,11 +148,15 @@ class Daemon:
 
         self.watcher = FolderWatcher()
         self.watcher.add(layout.postoffice, hint_from_thread)
+
         # pool.toml edits and expert folders coming and going: a routing pass re-reads
         # the config and rescans the registry.
-        self.watcher.add(layout.root, hint_from_thread, deletions=True)
-        self.watcher.add(layout.experts_dir, hint_from_thread, deletions=True)
-        self.watcher.add(self.home.root, hint_from_thread)
+        def topology_from_thread() -> None:
+            loop.call_soon_threadsafe(self._topology_hint)
+
+        self.watcher.add(layout.root, topology_from_thread, deletions=True)
+        self.watcher.add(layout.experts_dir, topology_from_thread, deletions=True)
+        self.watcher.add(self.home.root, topology_from_thread)
         self.watcher.start()
         self.events.emit("daemon.started", self.clock(), pid=os.getpid(), pool=self.config.name)
         self.started.set()
@@ -210,11 +215,17 @@ class Daemon:
 
     # -- routing and scheduling ----------------------------------------------------
 
+    def _topology_hint(self) -> None:
+        """Config or expert folders may have changed: rescan at the next routing pass."""
+        self._registry_stale = True
+        self._hint()
+
     def _hint(self) -> None:
         self._mail_hint = True
         self._wake.set()
 
     def _route(self, now: float) -> None:
+        full_scan = now >= self._next_reconcile
         self._mail_hint = False
         reload = self._config_watch.check()
         if reload is not None:
@@ -223,8 +234,12 @@ class Daemon:
         if self._config_recheck_at is not None:
             self._next_reconcile = min(self._next_reconcile, self._config_recheck_at)
             self._config_recheck_at = None
-        self._registry = self._scan_registry()
-        self._notice_agents(self._registry, now)
+        # Listing the experts folder for every mail adds up in a burst: rescan only when
+        # the watcher saw a change there, the config changed, or at a periodic reconcile.
+        if self._registry is None or self._registry_stale or reload is not None or full_scan:
+            self._registry_stale = False
+            self._registry = self._scan_registry()
+            self._notice_agents(self._registry, now)
         report = self.postoffice.route_all(self._registry, now)
         self._announce_tasks(report, now)
         if report.deferred:

@@ -11,9 +11,9 @@ next one it gets. Emitting never waits for a subscriber.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import logging
-import logging.handlers
+import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -94,6 +94,45 @@ class Subscription:
             self._missed = 0
 
 
+class _RotatingLog:
+    """An append-only file of whole lines, rotated to `<name>.1` ... `<name>.N` past a size.
+
+    One `write` per line on an O_APPEND descriptor: a crash never leaves half a line
+    buffered, `tail -f` sees each event at once, and there is no logging-module overhead
+    (events are the daemon's most frequent writes).
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int) -> None:
+        self._path = path
+        self.max_bytes = max_bytes
+        self._backups = backups
+        self._fd = self._open()
+        self._size = os.fstat(self._fd).st_size
+
+    def _open(self) -> int:
+        return os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+    def write(self, line: bytes) -> None:
+        if self._size and self._size + len(line) > self.max_bytes:
+            self._rotate()
+        os.write(self._fd, line)
+        self._size += len(line)
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        for number in range(self._backups - 1, 0, -1):
+            older = self._path.with_name(f"{self._path.name}.{number}")
+            with contextlib.suppress(FileNotFoundError):
+                older.replace(self._path.with_name(f"{self._path.name}.{number + 1}"))
+        with contextlib.suppress(FileNotFoundError):
+            self._path.replace(self._path.with_name(f"{self._path.name}.1"))
+        self._fd = self._open()
+        self._size = 0
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class EventLog:
     """Numbers events, keeps the latest in memory, logs them and feeds subscribers."""
 
@@ -102,13 +141,7 @@ class EventLog:
         self._sinks: list[EventSink] = []
         self._recent: deque[tuple[int, bytes]] = deque(maxlen=RECENT_EVENTS)
         self._subscriptions: set[Subscription] = set()
-        self._logger = logging.getLogger(f"agent_pool.daemon.{id(self)}")
-        self._logger.propagate = False
-        self._logger.setLevel(logging.INFO)
-        self._handler = logging.handlers.RotatingFileHandler(
-            path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-        )
-        self._logger.addHandler(self._handler)
+        self._file = _RotatingLog(path, max_bytes=max_bytes, backups=backups)
 
     @property
     def last_seq(self) -> int:
@@ -116,7 +149,7 @@ class EventLog:
 
     def set_max_bytes(self, max_bytes: int) -> None:
         """Apply a reloaded `[daemon] log_max_bytes` to the next rollover check."""
-        self._handler.maxBytes = max_bytes
+        self._file.max_bytes = max_bytes
 
     def add_sink(self, sink: EventSink) -> None:
         self._sinks.append(sink)
@@ -126,9 +159,8 @@ class EventLog:
             raise ValueError(f"event type {type_!r} is not in the catalog (event_catalog.py)")
         self._seq += 1
         event = Event(type=type_, time=now, data=data, seq=self._seq)
-        text = _encode(event.to_json())
-        self._logger.info(text)
-        line = text.encode() + b"\n"
+        line = _encode(event.to_json()).encode() + b"\n"
+        self._file.write(line)
         self._recent.append((event.seq, line))
         for subscription in self._subscriptions:
             subscription.offer(line)
@@ -167,5 +199,4 @@ class EventLog:
     def close(self) -> None:
         self.end_streams()
         self._subscriptions.clear()
-        self._logger.removeHandler(self._handler)
-        self._handler.close()
+        self._file.close()
