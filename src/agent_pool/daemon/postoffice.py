@@ -55,6 +55,7 @@ class _Pending:
     message: Message
     action: Action
     duplicate: bool  # an identical re-post: finish any interrupted move, report nothing new
+    inbox: Path | None = None  # where it was linked (set by `_deliver`)
 
 
 class PostOffice:
@@ -97,7 +98,12 @@ class PostOffice:
                 pending = self._accept(entry_path, registry, now, report)
                 if pending is not None:
                     accepted.append(pending)
-        for item in accepted:
+        # Link every file into its inbox, make each inbox durable once (not once per
+        # mail: a burst lands in a few inboxes), and only then remove the originals.
+        delivered = [item for item in accepted if self._deliver(item)]
+        for inbox in {item.inbox for item in delivered if item.inbox is not None}:
+            fsync_dir(inbox)
+        for item in delivered:
             self._complete(item, now, report)
         return report
 
@@ -160,7 +166,28 @@ class PostOffice:
             data = handle.read(self.max_bytes + 1)
         return parse_mail(data, max_bytes=self.max_bytes)
 
+    def _deliver(self, item: _Pending) -> bool:
+        """Phase two: link the file into its inbox (cancels stay); False if it vanished."""
+        message = item.message
+        if item.action is Action.CONSUME_CANCEL:
+            return True
+        inbox = self._inbox_of(message.to)
+        if message.type is MessageType.NOTIFY:
+            # Notices get their own folder: building a prompt lists only them, not the
+            # whole queue of task mail (which made every spawn cost O(queue length)).
+            inbox = inbox / NOTICES_DIR
+        inbox.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(item.path, inbox / f"{message.id}.md")
+        except FileExistsError:
+            pass  # delivered before a crash; the board says it is the same message
+        except FileNotFoundError:
+            return False
+        item.inbox = inbox
+        return True
+
     def _complete(self, item: _Pending, now: float, report: RouteReport) -> None:
+        """Phase three, after the inboxes are durable: remove the original and report."""
         message = item.message
         if item.action is Action.CONSUME_CANCEL:
             if item.duplicate:
@@ -168,20 +195,6 @@ class PostOffice:
             else:
                 report.cancels.append((message, item.path))
             return
-        inbox = self._inbox_of(message.to)
-        if message.type is MessageType.NOTIFY:
-            # Notices get their own folder: building a prompt lists only them, not the
-            # whole queue of task mail (which made every spawn cost O(queue length)).
-            inbox = inbox / NOTICES_DIR
-        inbox.mkdir(parents=True, exist_ok=True)
-        target = inbox / f"{message.id}.md"
-        try:
-            os.link(item.path, target)
-        except FileExistsError:
-            pass  # delivered before a crash; the board says it is the same message
-        except FileNotFoundError:
-            return
-        fsync_dir(inbox)
         item.path.unlink(missing_ok=True)
         if item.duplicate:
             return
