@@ -63,6 +63,11 @@ def test_upkeep_archives_logs_caps_the_index_and_moves_old_tasks_off_the_board(
         assert status["tasks"]["completed"] == 0  # the hot board no longer holds them
         assert status["cost_usd"] >= 0.5  # money spent stays spent
         assert status["cost_today_usd"] >= 0.5
+        # Token usage per agent and per pool is kept too, archived tasks included.
+        backend = next(agent for agent in status["experts"] if agent["name"] == "backend")
+        assert backend["input_tokens"] > 0
+        assert backend["output_tokens"] > 0
+        assert status["tokens"]["input"] == sum(a["input_tokens"] for a in status["experts"])
 
         # A new task may still depend on an archived one.
         third = pool.post("frontend", "third", depends_on=(first,))

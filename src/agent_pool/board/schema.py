@@ -151,8 +151,9 @@ END;
 
 # Terminal tasks by finish time: what the archive moves, oldest first. The partial
 # index's WHERE is repeated word for word by `sql.ARCHIVABLE`, which SQLite needs to use it.
-# Spend per local calendar day, for "cost today": kept by trigger at the moment a cost
-# is recorded, so archiving or deleting tasks never changes what a day cost.
+# Spend per local calendar day, for "cost today", and tokens per recipient: kept by
+# triggers at the moment a session's usage is recorded, so archiving or deleting tasks
+# never changes them.
 _BOARD_INDEXES: Final = """
 CREATE INDEX IF NOT EXISTS tasks_finished ON tasks (finished_at)
 WHERE status IN ('completed', 'failed', 'cancelled');
@@ -163,6 +164,21 @@ WHEN NEW.cost_usd != OLD.cost_usd BEGIN
     INSERT OR IGNORE INTO daily_costs (day, cost_usd) VALUES (date('now', 'localtime'), 0);
     UPDATE daily_costs SET cost_usd = cost_usd + NEW.cost_usd - OLD.cost_usd
     WHERE day = date('now', 'localtime');
+END;
+CREATE TABLE IF NOT EXISTS recipient_tokens (
+    recipient     TEXT PRIMARY KEY,
+    input_tokens  INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS tasks_tokens_update
+AFTER UPDATE OF input_tokens, output_tokens ON tasks
+WHEN NEW.input_tokens != OLD.input_tokens OR NEW.output_tokens != OLD.output_tokens BEGIN
+    INSERT OR IGNORE INTO recipient_tokens (recipient, input_tokens, output_tokens)
+    VALUES (NEW.recipient, 0, 0);
+    UPDATE recipient_tokens SET
+        input_tokens = input_tokens + NEW.input_tokens - OLD.input_tokens,
+        output_tokens = output_tokens + NEW.output_tokens - OLD.output_tokens
+    WHERE recipient = NEW.recipient;
 END;
 """
 

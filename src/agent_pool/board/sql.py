@@ -198,6 +198,7 @@ GROUP BY recipient
 """
 TOTAL_COST: Final = "SELECT TOTAL(cost_usd) FROM recipient_costs"
 COST_BY_RECIPIENT: Final = "SELECT recipient, cost_usd FROM recipient_costs"
+TOKENS_BY_RECIPIENT: Final = "SELECT recipient, input_tokens, output_tokens FROM recipient_tokens"
 COST_TODAY: Final = "SELECT TOTAL(cost_usd) FROM daily_costs WHERE day = date('now', 'localtime')"
 
 MESSAGE_DIGEST: Final = "SELECT digest FROM messages WHERE id = ?"

@@ -407,6 +407,17 @@ class TaskBoard:
         """Everything ever spent, archived tasks included (costs never go down)."""
         return float(self._conn.execute(sql.TOTAL_COST).fetchone()[0])
 
+    def tokens_by_recipient(self) -> dict[str, tuple[int, int]]:
+        """(input, output) tokens every recipient's sessions used, archived ones included."""
+        try:
+            rows = self._conn.execute(sql.TOKENS_BY_RECIPIENT).fetchall()
+        except sqlite3.OperationalError:
+            return {}  # a read-only reader of a board no writer has upgraded yet
+        return {
+            recipient: (int(tokens_in), int(tokens_out))
+            for recipient, tokens_in, tokens_out in rows
+        }
+
     def cost_today(self) -> float:
         """What sessions recorded today (local time), archived tasks included."""
         try:

@@ -162,8 +162,10 @@ def format_status(data: dict[str, Any]) -> str:
             for letter in data.get("dead_letter_recent", [])[:5]
         )
     today = data.get("cost_today_usd")
+    tokens = data.get("tokens")
     lines.append(
         f"cost: ${data['cost_usd']:.4f} in total"
         + (f", ${today:.4f} today" if today is not None else "")
+        + (f"; tokens {tokens['input']:,} in, {tokens['output']:,} out" if tokens else "")
     )
     return "\n".join(lines)

@@ -473,6 +473,7 @@ class Daemon:
         queued = self.board.queued_by_recipient()
         running = {entry.task.to: entry for entry in self.supervisor.running.values()}
         costs = self.board.cost_by_recipient()
+        tokens = self.board.tokens_by_recipient()
         now = self.clock()
         experts = []
         for name in registry.names():
@@ -487,6 +488,8 @@ class Daemon:
                     "last_tool": entry.last_tool if entry else None,
                     "running_s": round(now - (entry.task.started_at or now), 1) if entry else None,
                     "cost_usd": round(costs.get(name, 0.0), 6),
+                    "input_tokens": tokens.get(name, (0, 0))[0],
+                    "output_tokens": tokens.get(name, (0, 0))[1],
                 }
             )
         counts = self.board.counts()
@@ -515,5 +518,9 @@ class Daemon:
             "dead_letter_recent": [letter.to_json() for letter in recent_dead_letters(self.layout)],
             "cost_usd": round(self.board.total_cost(), 6),
             "cost_today_usd": round(self.board.cost_today(), 6),
+            "tokens": {
+                "input": sum(pair[0] for pair in tokens.values()),
+                "output": sum(pair[1] for pair in tokens.values()),
+            },
             "archived_tasks": self.board.archived_count(),
         }
