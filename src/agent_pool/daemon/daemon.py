@@ -103,7 +103,9 @@ class Daemon:
         self.events = EventLog(layout.daemon_log, max_bytes=self.config.daemon.log_max_bytes)
         self.board = TaskBoard.open(layout.board_db, archive=layout.board_archive_db)
         self._sweep_session_dirs()
-        self.tools = SessionTools(layout, self.home, registry=self._current_registry)
+        self.tools = SessionTools(
+            layout, self.home, registry=self._current_registry, events=self.events, clock=self.clock
+        )
         self.supervisor = Supervisor(
             layout,
             self.board,
@@ -135,13 +137,14 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
-        self.control = ControlServer(layout.socket_path, self._handle)
-        await self.control.start()
-        # After the socket, so `status` answers while the SDK loads.
+        # Before the socket: the loop stays free while the tools process loads the SDK,
+        # and a request answered then would find mail not yet routed.
         if not await self.tools.start() and self.supervisor.running:
             self.events.emit(
                 "tools.port_changed", self.clock(), adopted=list(self.supervisor.running)
             )
+        self.control = ControlServer(layout.socket_path, self._handle)
+        await self.control.start()
 
         def hint_from_thread() -> None:
             loop.call_soon_threadsafe(self._hint)

@@ -16,6 +16,7 @@ EVENT_TYPES: Final[dict[str, str]] = {
     "daemon.stopped": "the daemon is about to exit",
     "daemon.error": "error: an unexpected error in background work (the daemon goes on)",
     "tools.port_changed": "adopted: the tools endpoint came back on another port",
+    "tools.restarted": "exit_code, port, previous_port: the tools process died and was restarted",
     "config.reloaded": "changed (list of keys): pool.toml or config.toml was re-read",
     "config.rejected": "error: an edited config file is invalid; the old config is kept",
     "expert.added": "name, kind: a new expert folder or declaration was picked up",

@@ -1,10 +1,12 @@
 """What a session gets besides its prompt: the pool's tools and its hooks.
 
-The tools are served by the daemon itself over loopback HTTP (measured: a stdio MCP
-server started per session costs ~0.7 s, the SDK import alone ~0.6 s; the daemon's
-endpoint answers a new session in ~40 ms). Each session gets its own bearer token,
-which names its role, agent and task; the token is revoked when the session ends, so
-no session can act as another or outlive itself. Hooks come as a `--settings` file.
+The tools are served over loopback HTTP by a child of the daemon, the tools process
+(measured: a stdio MCP server started per session costs ~0.7 s, the SDK import alone
+~0.6 s; a running endpoint answers a new session in ~40 ms). The child, not the daemon,
+loads the `mcp` SDK (~33 MB). Each session gets its own bearer token, which names its
+role, agent and task: its grant file is written before the session starts and deleted
+when it ends (`tools/grants.py`), so no session can act as another or outlive itself.
+Hooks come as a `--settings` file.
 
 After the session, the markers that the tools and hooks leave in the session folder
 say what happened: a response sent, a handoff asked for, writes denied.
@@ -16,13 +18,15 @@ import json
 import os
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agent_pool.board import TaskRecord
 from agent_pool.config import EffectiveAgentSettings, PoolConfig
+from agent_pool.daemon.events import EventLog
+from agent_pool.errors import AgentPoolError
 from agent_pool.hooks.report import (
     DENIALS_LOG,
     HANDOFF_MARKER,
@@ -34,10 +38,10 @@ from agent_pool.mail import MessageType
 from agent_pool.pool.layout import HomeLayout, PoolLayout
 from agent_pool.pool.registry import PoolRegistry
 from agent_pool.tools.context import ToolBudgets, ToolContext, agent_context
+from agent_pool.tools.endpoint import tools_url
+from agent_pool.tools.grants import SessionGrant, revoke_grant, sweep_grants, write_grant
 from agent_pool.tools.registry import SERVER_NAME, allowed_tool_names
-
-if TYPE_CHECKING:
-    from agent_pool.tools.http import HttpServerHandle
+from agent_pool.tools.server_process import ToolsProcess
 
 
 @dataclass(frozen=True)
@@ -62,33 +66,32 @@ class SessionTools:
         home: HomeLayout,
         *,
         registry: Callable[[], PoolRegistry],
+        events: EventLog | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._layout = layout
         self._home = home
         self._registry = registry
-        # Read from the HTTP server's threads too: dict lookups are atomic in CPython.
-        self._contexts: dict[str, ToolContext] = {}
-        self._handle: HttpServerHandle | None = None
+        self._events = events
+        self._clock = clock
+        self._live: set[str] = set()  # tokens of the sessions running now
+        self._process = ToolsProcess(
+            layout.root, on_restart=self._restarted, on_error=self._restart_failed
+        )
 
     async def start(self) -> bool:
-        """Serve the tools; True if the previous daemon's port could be reused.
+        """Start the tools process; True if the previous daemon's port could be reused.
 
         Sessions adopted after a crash still hold the old URL in their MCP config, so
-        the endpoint comes back on the same port whenever that port is free.
+        the endpoint comes back on the same port whenever that port is free. Grants
+        of sessions that are not running any more are deleted first (adopted sessions
+        had theirs written again by `restore`).
         """
-        from agent_pool.tools.http import build_http_app, serve_http  # noqa: PLC0415  # ~0.6 s
-
-        port_file = self._layout.tools_port_file
-        previous = _read_port(port_file)
-        app = build_http_app(self._contexts.get)
-        try:
-            self._handle = await serve_http(app, port=previous or 0)
-            reused = previous is not None
-        except OSError:
-            self._handle = await serve_http(app, port=0)
-            reused = False
-        port_file.write_text(f"{self._handle.port}\n", encoding="ascii")
-        return reused
+        sweep_grants(self._layout, self._live)
+        previous = _read_port(self._layout.tools_port_file)
+        port = await self._process.start(previous or 0)
+        self._layout.tools_port_file.write_text(f"{port}\n", encoding="ascii")
+        return port == previous
 
     def restore(self, task: TaskRecord, session_dir: Path, config: PoolConfig) -> str | None:
         """Accept again the token of a session adopted after a crash; returns it."""
@@ -98,25 +101,26 @@ class SessionTools:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         token = str(header).removeprefix("Bearer ")
-        self._contexts[token] = self._context_for(task, session_dir, config)
+        try:
+            self._grant(token, self._context_for(task, session_dir, config))
+        except (AgentPoolError, OSError):
+            return None  # e.g. its agent is gone: the session runs on without the tools
         return token
 
     async def close(self) -> None:
-        self._contexts.clear()
-        if self._handle is not None:
-            await self._handle.shutdown()
-            self._handle = None
+        await self._process.close()
 
     @property
     def url(self) -> str:
-        if self._handle is None:
+        port = self._process.port
+        if port is None:
             raise RuntimeError("the tools endpoint is not running")
-        return self._handle.url
+        return tools_url(port)
 
     def prepare(self, task: TaskRecord, session_dir: Path, config: PoolConfig) -> SessionFiles:
         context = self._context_for(task, session_dir, config)
         token = secrets.token_urlsafe(32)
-        self._contexts[token] = context
+        self._grant(token, context)
         if task.type is MessageType.TASK:
             # The Stop hook insists, once, that a task session leaves its state current.
             (session_dir / REQUIRE_STATE_MARKER).touch()
@@ -148,9 +152,29 @@ class SessionTools:
             session_dir=session_dir,
         )
 
+    def _grant(self, token: str, context: ToolContext) -> None:
+        write_grant(self._layout, token, SessionGrant.of(self._layout, context, self._home))
+        self._live.add(token)
+
     def revoke(self, token: str | None) -> None:
         if token is not None:
-            self._contexts.pop(token, None)
+            revoke_grant(self._layout, token)
+            self._live.discard(token)
+
+    def _restarted(self, exit_code: int | None, port: int) -> None:
+        previous = _read_port(self._layout.tools_port_file)
+        try:
+            self._layout.tools_port_file.write_text(f"{port}\n", encoding="ascii")
+        except OSError as exc:
+            self._emit("daemon.error", error=f"cannot record the tools port: {exc}")
+        self._emit("tools.restarted", exit_code=exit_code, port=port, previous_port=previous)
+
+    def _restart_failed(self, message: str) -> None:
+        self._emit("daemon.error", error=message)
+
+    def _emit(self, type_: str, **data: object) -> None:
+        if self._events is not None:
+            self._events.emit(type_, self._clock(), **data)
 
 
 def read_markers(session_dir: Path | None) -> SessionMarkers:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from agent_pool.errors import InvalidNameError
 from agent_pool.names import ROLE_NAMES, check_message_id, check_name
 
 POOL_DIR_NAME: Final = ".agent-pool"
@@ -20,6 +22,8 @@ POOL_FILE_NAME: Final = "pool.toml"
 KNOWLEDGE_FILES: Final = ("identity.md", "state.md", "errors.md")
 # Unix socket paths are limited to 104 bytes on macOS and 108 on Linux.
 MAX_SOCKET_PATH: Final = 100
+# A token file is named by the SHA-256 of its bearer token, in lowercase hex.
+TOKEN_DIGEST_PATTERN: Final = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,16 @@ class PoolLayout:
     def tools_port_file(self) -> Path:
         """The loopback port of the tools endpoint, kept so a restart can reuse it."""
         return self.runtime_dir / "tools-port"
+
+    @property
+    def tokens_dir(self) -> Path:
+        """One file per live session token, named by its hash, read by the tools process."""
+        return self.runtime_dir / "tokens"
+
+    def token_file(self, digest: str) -> Path:
+        if not isinstance(digest, str) or TOKEN_DIGEST_PATTERN.fullmatch(digest) is None:
+            raise InvalidNameError("token digest", str(digest), "use 64 lowercase hex digits")
+        return self.tokens_dir / f"{digest}.json"
 
     @property
     def sessions_dir(self) -> Path:

@@ -1,8 +1,9 @@
-"""The pool tools over streamable HTTP, served by the daemon on 127.0.0.1.
+"""The pool tools over streamable HTTP on 127.0.0.1 (served by the tools process).
 
 A session's MCP config names `http://127.0.0.1:PORT/mcp` with an
 `Authorization: Bearer <token>` header; the daemon makes one token per session and
-revokes it when the session ends. The token says who calls (role, agent, task):
+revokes it when the session ends (the tools process resolves tokens from the grant
+files of `tools/grants.py`). The token says who calls (role, agent, task):
 every HTTP request is checked before any MCP code sees it, and a missing, unknown
 or revoked token gets 401. The token's role picks the MCP server (one per role,
 each offering that role's tools), and every tool call resolves its ToolContext from
@@ -35,9 +36,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent_pool.errors import AgentPoolError
 from agent_pool.tools.context import ROLES, ToolContext
+from agent_pool.tools.endpoint import MCP_PATH
 from agent_pool.tools.server import bearer_token, build_server
 
-MCP_PATH: Final = "/mcp"
 # Called on the event loop and from tool worker threads: must be quick and thread-safe.
 TokenResolver = Callable[[str], ToolContext | None]
 _GRACEFUL_SHUTDOWN: Final = 2.0  # seconds in-flight requests get at shutdown
@@ -113,13 +114,13 @@ class _EmbeddedServer(uvicorn.Server):
 
     async def main_loop(self) -> None:
         # uvicorn's own loop wakes every 0.1 s (to refresh its Date header); an idle
-        # daemon must not wake at all, so this one just waits to be told to stop.
+        # tools process must not wake at all, so this one just waits to be told to stop.
         await self.on_tick(0)
         await self.exit_requested.wait()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the host process (the daemon) handles SIGINT and SIGTERM itself
+        yield  # the host process handles (or ignores) SIGINT and SIGTERM itself
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
