@@ -26,6 +26,10 @@ from agent_pool.pool.layout import HomeLayout, PoolLayout
 
 CLAUDE_BIN_ENV: Final = "AGENT_POOL_CLAUDE_BIN"
 
+# TOML integers are 64-bit; tomllib accepts any size, and one past the range of a
+# float (1e309) made the duration parser raise OverflowError instead of an error line.
+_TOML_INT_RANGE: Final = range(-(2**63), 2**63)
+
 # What a strict pydantic type error means, in words a TOML author uses.
 _EXPECTED: Final = {
     "int_type": "an integer",
@@ -83,9 +87,31 @@ def _read_table(path: Path) -> dict[str, Any]:
 
 def _parse(text: str, path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, f"invalid TOML: {exc}") from exc
+    except ValueError as exc:
+        # tomllib lets int() fail on a number over Python's limit of 4300 digits.
+        raise ConfigError(path, None, "invalid TOML: a number has too many digits") from exc
+    except RecursionError:
+        # tomllib recurses into nested arrays and inline tables without a limit.
+        raise ConfigError(path, None, "invalid TOML: arrays or tables nested too deeply") from None
+    _check_integers(data, path)
+    return data
+
+
+def _check_integers(data: dict[str, Any], path: Path) -> None:
+    """Refuse an integer TOML cannot hold (the spec says a parser must)."""
+    pending: list[tuple[tuple[int | str, ...], object]] = [((), data)]
+    while pending:  # a loop, not recursion: the nesting is as deep as tomllib allowed
+        loc, value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(((*loc, str(key)), item) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend(((*loc, index), item) for index, item in enumerate(value))
+        elif isinstance(value, int) and value not in _TOML_INT_RANGE:
+            problem = "integer out of range (TOML integers are 64-bit)"
+            raise ConfigError(path, _key_path(loc) or None, problem)
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -99,6 +99,14 @@ class ControlServer:
             data = await self._handler(op, args)
         except AgentPoolError as exc:
             return protocol.error(exc.message, exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - a handler's bug must still get an answer
+            # Logged with its traceback by the loop, and answered: otherwise the client
+            # only sees the connection drop, and every later line on it goes unanswered.
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": f"control request {op!r} failed", "exception": exc}
+            )
+            detail = " ".join(str(exc).split())
+            return protocol.error(f"internal error during {op!r}: {type(exc).__name__}: {detail}")
         return data if isinstance(data, Stream) else protocol.ok(data)
 
     @staticmethod

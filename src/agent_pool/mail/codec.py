@@ -40,6 +40,13 @@ _OPENING: Final = re.compile(r"---[ \t]*\r?\n")
 _CLOSING: Final = re.compile(r"^---[ \t]*(?:\r?\n|\Z)", re.MULTILINE)
 # Characters that can always stand unquoted in a YAML plain scalar (ids and names).
 _PLAIN_SAFE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# A header needs two levels (the mapping and a list of ids). libyaml's composer recurses
+# in C without a depth check, so some 30,000 nested `[` crash the whole process
+# (SIGSEGV): nesting is bounded before anything is composed.
+_MAX_NESTING: Final = 32
+# Every nested collection opens with one of these indicators, so a header holding fewer
+# of them than the limit cannot nest too deeply, and the event check can be skipped.
+_NESTING_INDICATORS: Final = "[{-?:"
 
 
 def parse_mail(
@@ -109,11 +116,16 @@ def _split(text: str, source: str | None) -> tuple[str, str]:
 
 def _read_header(header: str, source: str | None) -> dict[str, Node]:
     try:
+        _check_nesting(header, source)
         root = yaml.compose(header, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         raise MailError(f"header is not valid YAML: {_describe(exc)}", source) from None
+    except yaml.reader.ReaderError as exc:
+        # Its own text runs over two lines and names "<unicode string>", not the file.
+        problem = f"character U+{exc.character:04X} is not allowed ({exc.reason})"
+        raise MailError(f"header is not valid YAML: {problem}", source) from None
     except yaml.YAMLError as exc:
-        raise MailError(f"header is not valid YAML: {exc}", source) from None
+        raise MailError(f"header is not valid YAML: {' '.join(str(exc).split())}", source) from None
     if root is None:
         raise MailError("header is empty", source)
     if not isinstance(root, MappingNode):
@@ -130,6 +142,21 @@ def _read_header(header: str, source: str | None) -> dict[str, Node]:
         if key not in HEADER_KEYS:
             raise MailError(unknown_key_problem(key), source)
     return fields
+
+
+def _check_nesting(header: str, source: str | None) -> None:
+    if sum(header.count(char) for char in _NESTING_INDICATORS) <= _MAX_NESTING:
+        return
+    depth = 0
+    # Parsing is lazy and stops at the first level too deep: libyaml takes time
+    # quadratic in the depth, so reading a whole 1 MiB bracket bomb would hang.
+    for event in yaml.parse(header, Loader=_LOADER):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > _MAX_NESTING:
+                raise MailError(f"header is nested too deeply (over {_MAX_NESTING} levels)", source)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _describe(exc: yaml.MarkedYAMLError) -> str:
@@ -207,11 +234,19 @@ def _is_null(node: ScalarNode) -> bool:
 
 def _timestamp(value: str) -> datetime:
     try:
-        return datetime.fromisoformat(value)
+        stamp = datetime.fromisoformat(value)
     except ValueError:
         raise MailError(
             f"invalid 'timestamp' {value!r}: use ISO 8601, e.g. 2026-11-24T10:00:00Z"
         ) from None
+    if stamp.tzinfo is None:
+        return stamp  # taken as UTC already
+    try:
+        # Converted here because a time at the edge of the calendar, with an offset
+        # (0001-01-01T00:00+01:00), has no UTC equivalent: OverflowError otherwise.
+        return stamp.astimezone(UTC)
+    except OverflowError:
+        raise MailError(f"invalid 'timestamp' {value!r}: out of range in UTC") from None
 
 
 def _scalar_text(value: str) -> str:
