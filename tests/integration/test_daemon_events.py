@@ -116,3 +116,17 @@ def test_a_subscriber_that_hangs_up_is_forgotten_and_the_daemon_goes_on(pool: Po
     task = pool.post("backend", "still fine")
     pool.wait_status(task, "completed")
     wait_until(lambda: pool.status()["state"] == "running", 5, "status to answer")
+
+
+def test_cancel_and_retry_refuse_an_invalid_id_with_one_clear_error(pool: Pool) -> None:
+    pool.start()
+    for op in ("cancel", "retry"):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10)
+            sock.connect(str(pool.layout.socket_path))
+            sock.sendall(protocol.encode({"op": op, "id": "../../etc/passwd"}))
+            answer = json.loads(sock.makefile("rb").readline())
+        assert answer["ok"] is False
+        assert answer["code"] == 2
+        assert answer["error"].startswith("invalid task id '../../etc/passwd'")
+    assert pool.status()["state"] == "running"

@@ -6,6 +6,8 @@ import json
 import os
 import stat
 
+import pytest
+
 from tests.harness import Pool, wait_until
 
 
@@ -30,6 +32,8 @@ def test_status_stop_and_the_socket_is_private(pool: Pool) -> None:
         "last_tool": None,
         "running_s": None,
         "cost_usd": 0.0,
+        "input_tokens": 0,
+        "output_tokens": 0,
     }
     assert set(data["tasks"]) >= {
         "pending",
@@ -58,6 +62,7 @@ def test_status_stop_and_the_socket_is_private(pool: Pool) -> None:
     assert "not running" in pool.cli.run("status").out
 
 
+@pytest.mark.faults
 def test_a_second_daemon_is_refused_naming_the_running_pid(pool: Pool) -> None:
     pid = pool.start()
     second = pool.cli.run("start")
@@ -67,6 +72,7 @@ def test_a_second_daemon_is_refused_naming_the_running_pid(pool: Pool) -> None:
     assert pool.status()["pid"] == pid  # the first one is unharmed
 
 
+@pytest.mark.faults
 def test_a_stale_lock_from_a_killed_daemon_is_taken_over(pool: Pool) -> None:
     first = pool.start()
     pool.kill()

@@ -160,3 +160,8 @@ def test_describe_value_truncates_long_strings() -> None:
     shown = describe_value("x" * 500)
     assert shown.startswith("string 'xxx")
     assert len(shown) < 60
+
+
+def test_an_integer_duration_beyond_any_float_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="too large"):
+        parse_duration(10**400)

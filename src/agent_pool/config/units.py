@@ -89,7 +89,7 @@ def parse_duration(value: object) -> timedelta:
         raise ValueError(f"expected a duration, got {got} ({DURATION_HINT})")  # noqa: TRY004
     if isinstance(value, str):
         return _parse_duration_text(value)
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"invalid duration {value}: must be a finite number of seconds")
     if value < 0:
         raise ValueError(f"invalid duration {value}: must not be negative")

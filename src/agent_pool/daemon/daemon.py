@@ -39,6 +39,7 @@ from agent_pool.daemon.supervisor import Supervisor, find_orphan, judge_log
 from agent_pool.daemon.watcher import FolderWatcher
 from agent_pool.errors import AgentPoolError, UsageError
 from agent_pool.mail import MessageType
+from agent_pool.names import check_message_id
 from agent_pool.pool.layout import HomeLayout, PoolLayout
 from agent_pool.pool.registry import AgentKind, PoolRegistry, agent_folder, scan_registry
 from agent_pool.session.process import ProcessIdentity, is_alive
@@ -425,6 +426,7 @@ class Daemon:
         task_id = args.get("id")
         if not isinstance(task_id, str):
             raise UsageError(f"{op} needs an 'id' string")
+        check_message_id(task_id, "task id")  # one clear error, before the board sees it
         if op == "cancel":
             return await self.cancel_task(task_id, source="control")
         record = self.board.retry(task_id, self.clock())
