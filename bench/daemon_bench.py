@@ -81,11 +81,22 @@ def idle(seconds: float) -> dict[str, Any]:
     with bench_pool() as pool:
         daemon = pool.start()
         time.sleep(1.0)  # let start-up settle before measuring rest
+        # The daemon's children at rest: the tools process (sessions are none).
+        children = daemon.children()
         cpu_before = sum(daemon.cpu_times()[:2])
+        children_before = sum(sum(child.cpu_times()[:2]) for child in children)
         time.sleep(seconds)
         cpu = sum(daemon.cpu_times()[:2]) - cpu_before
+        children_cpu = sum(sum(child.cpu_times()[:2]) for child in children) - children_before
         rss = daemon.memory_info().rss
-    return {"seconds": seconds, "cpu_percent": 100 * cpu / seconds, "rss_mb": rss / 2**20}
+        children_rss = sum(child.memory_info().rss for child in children)
+    return {
+        "seconds": seconds,
+        "cpu_percent": 100 * cpu / seconds,
+        "rss_mb": rss / 2**20,
+        "tools_process_cpu_percent": 100 * children_cpu / seconds,
+        "tools_process_rss_mb": children_rss / 2**20,
+    }
 
 
 def status_latency(samples: int) -> dict[str, Any]:

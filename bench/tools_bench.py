@@ -141,15 +141,45 @@ async def median_ms(measure: Callable[[], Awaitable[None]], runs: int) -> float:
     return statistics.median(times) * 1000
 
 
+async def child_ready_ms(layout: PoolLayout, home: Path, runs: int) -> float:
+    """Against the real tools process the daemon runs: a fresh MCP client with a
+    session's grant → initialize + `read_state` answered, median in ms."""
+    from agent_pool.tools.endpoint import tools_url  # noqa: PLC0415
+    from agent_pool.tools.grants import SessionGrant, write_grant  # noqa: PLC0415
+    from agent_pool.tools.server_process import ToolsProcess  # noqa: PLC0415
+
+    registry = scan_registry(layout, declared_experts=[], shared_experts=[])
+    ctx = agent_context(
+        layout, HomeLayout(home), registry, EXPERT, budgets=ToolBudgets(), task_id=None
+    )
+    write_grant(layout, TOKEN, SessionGrant.of(layout, ctx, HomeLayout(home)))
+    child = ToolsProcess(layout.root, on_restart=lambda *_: None, on_error=lambda *_: None)
+    port = await child.start()
+    url = tools_url(port)
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def fresh_client() -> None:
+        async with (
+            httpx2.AsyncClient(headers=headers) as http,
+            Client(streamable_http_client(url, http_client=http), mode="legacy") as client,
+        ):
+            assert not (await client.call_tool("read_state", {})).is_error
+
+    try:
+        return await median_ms(fresh_client, runs)
+    finally:
+        await child.close()
+
+
 def tools_ready(runs: int) -> dict[str, float]:
-    """Pool tools ready for a new session: a fresh MCP client over HTTP → initialize +
-    `read_state` answered (what every session does first), in ms; for `python -m bench`."""
+    """Pool tools ready for a new session (what every session does first), in ms, for
+    `python -m bench`: against the daemon's real tools process."""
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         (root / "project").mkdir()
         layout = PoolLayout(root / "project" / ".agent-pool")
         init_pool(layout, experts=[EXPERT])
-        return asyncio.run(http_figures(layout, root / "home", runs))
+        return {"fresh_client_ms": asyncio.run(child_ready_ms(layout, root / "home", runs))}
 
 
 def main() -> None:
