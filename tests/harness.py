@@ -196,9 +196,10 @@ def make_pool(cli: CliEnv, experts: tuple[str, ...] = ("backend", "frontend")) -
 def cleanup(pool: Pool) -> None:
     """Stop the daemon and assert nothing of the pool outlived the test.
 
-    Three checks: no session process (found by the pool's environment), no process in
+    Four checks: no session process (found by the pool's environment), no process in
     a process group a session had (a tool that scrubbed its environment still shares
-    its session's group), and no child the daemon left unreaped (a zombie).
+    its session's group), no helper of the daemon (its tools server, which runs in the
+    pool folder), and no child the daemon left unreaped (a zombie).
     """
     unreaped: list[str] = []
     if pool.daemon is not None and pool.daemon.poll() is None:
@@ -216,6 +217,7 @@ def cleanup(pool: Pool) -> None:
             os.kill(pid, signal.SIGKILL)
         raise
     assert_groups_empty(recorded_process_groups(pool))
+    assert_no_helpers_left(pool)
     assert not unreaped, f"the daemon left session processes unreaped (zombies): {unreaped}"
 
 
@@ -331,3 +333,32 @@ def zombie_children(pid: int, timeout: float = 10.0) -> list[str]:
     with contextlib.suppress(AssertionError):
         wait_until(lambda: not zombies(), timeout, "the daemon to reap its children")
     return zombies()
+
+
+def helpers_of(pool: Pool) -> list[str]:
+    """Live processes working in the pool folder itself: the daemon's helpers (its tools
+    server). Sessions work in the project folder, the daemon in the caller's."""
+    return [description for _, description in _helpers(pool)]
+
+
+def assert_no_helpers_left(pool: Pool, timeout: float = 10.0) -> None:
+    """Once the daemon is gone, so must its helpers be; kill what stays, then fail."""
+    try:
+        wait_until(lambda: not helpers_of(pool), timeout, "the daemon's helpers to exit")
+    except AssertionError:
+        left = _helpers(pool)
+        for pid, _ in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        described = [description for _, description in left]
+        raise AssertionError(f"daemon helpers outlived it: {described}") from None
+
+
+def _helpers(pool: Pool) -> list[tuple[int, str]]:
+    found = []
+    folder = str(pool.layout.root)
+    for proc in psutil.process_iter(["cwd", "status", "cmdline"], ad_value=None):
+        if proc.info["cwd"] == folder and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            command = " ".join(proc.info["cmdline"] or [])[:200]
+            found.append((proc.pid, f"pid {proc.pid}: {command}"))
+    return found

@@ -80,6 +80,7 @@ def test_a_write_lands_in_the_project(real_pool: StartPool, cli: CliEnv) -> None
     ],
     ids=["api-error", "max-turns", "denied-tool"],
 )
+@pytest.mark.faults
 def test_failures_are_retried_and_never_completed(
     real_pool: StartPool, turns: list[Turn], defaults: str, reason: str
 ) -> None:
@@ -92,6 +93,7 @@ def test_failures_are_retried_and_never_completed(
     assert record.status is TaskStatus.FAILED
 
 
+@pytest.mark.faults
 def test_a_hanging_session_is_stopped_by_the_stall_timeout(real_pool: StartPool) -> None:
     pool = real_pool(
         [Conversation(match="Think forever", turns=[Turn.hang()])],
@@ -104,6 +106,7 @@ def test_a_hanging_session_is_stopped_by_the_stall_timeout(real_pool: StartPool)
     wait_until(lambda: not pool.session_processes(), 15, "no claude process left")
 
 
+@pytest.mark.faults
 def test_a_daemon_restart_mid_session_adopts_the_real_session(real_pool: StartPool) -> None:
     pool = real_pool(
         [

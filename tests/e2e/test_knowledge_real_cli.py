@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from agent_pool.daemon.supervisor import FALLBACK_MARK
 from agent_pool.mail import MessageType, parse_mail
 from agent_pool.testing import Conversation, Turn
@@ -115,6 +117,7 @@ def test_a_reminded_session_that_then_reports_needs_no_fallback(real_pool: Start
     assert wait_until(lambda: _answers(pool, task_id), 10, "answer") == ["here it is"]
 
 
+@pytest.mark.faults
 def test_a_write_outside_owned_paths_is_blocked_and_fails_the_task(
     real_pool: StartPool, cli: CliEnv
 ) -> None:
@@ -140,6 +143,7 @@ def test_a_write_outside_owned_paths_is_blocked_and_fails_the_task(
     assert "api/**" in record.failure_reason
 
 
+@pytest.mark.faults
 def test_a_write_into_the_pool_folder_is_blocked(real_pool: StartPool, cli: CliEnv) -> None:
     target = cli.cwd / ".agent-pool" / "experts" / "backend" / "state.md"
     pool = real_pool(
@@ -211,6 +215,7 @@ def test_two_handoffs_end_in_needs_attention(real_pool: StartPool) -> None:
     assert "halfway there" in record.failure_reason
 
 
+@pytest.mark.faults
 def test_hostile_tool_arguments_are_refused_and_change_nothing(real_pool: StartPool) -> None:
     pool = real_pool(
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -66,6 +67,7 @@ def _corpus(pool: Pool, tmp: Path) -> dict[str, str]:
     return written
 
 
+@pytest.mark.faults
 def test_every_bad_mail_is_dead_lettered_with_a_reason_and_good_mail_flows(
     pool: Pool, tmp_path: Path
 ) -> None:
@@ -142,6 +144,15 @@ def test_ten_concurrent_submitters_deliver_exactly_once(pool: Pool) -> None:
     wait_until(lambda: len(list(inbox.glob("n-*.md"))) == 1000, 30, "1000 deliveries")
     wait_until(lambda: not any(pool.layout.postoffice.iterdir()), 10, "an empty postoffice")
     assert list(pool.layout.dead_letter.iterdir()) == []
-    assert sorted(p.name for p in inbox.glob("n-*.md")) == sorted(
-        f"n-{n}-{k}.md" for n in range(10) for k in range(100)
-    )
+    expected = sorted(f"n-{n}-{k}" for n in range(10) for k in range(100))
+    assert sorted(p.stem for p in inbox.glob("n-*.md")) == expected
+    # Exactly once: one delivery each (a file name alone could hide a second one).
+    log = pool.layout.daemon_log
+
+    def deliveries() -> list[str] | None:
+        events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        found = [e["id"] for e in events if e["type"] == "mail.delivered"]
+        return found if len(found) >= len(expected) else None
+
+    delivered = wait_until(deliveries, 10, "every delivery event")
+    assert sorted(delivered) == expected

@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 
+import pytest
+
 from agent_pool.board import TaskStatus
-from tests.harness import Pool, wait_until
+from tests.harness import Pool, assert_groups_empty, wait_until
 
 FAST_RETRY = '[defaults]\nretry_backoff = "100ms"\nmax_attempts = 2\n'
 
@@ -97,6 +99,7 @@ def test_priority_order_within_one_expert_and_the_concurrency_cap(pool: Pool) ->
         assert start >= end
 
 
+@pytest.mark.faults
 def test_failures_retry_then_fail_with_attention_and_cascade(pool: Pool) -> None:
     pool.configure(FAST_RETRY)
     pool.start()
@@ -119,6 +122,7 @@ def test_failures_retry_then_fail_with_attention_and_cascade(pool: Pool) -> None
     assert pool.runs_of(broken) == 4
 
 
+@pytest.mark.faults
 def test_untruthful_sessions_are_never_completed(pool: Pool) -> None:
     pool.configure(FAST_RETRY)
     pool.start()
@@ -134,8 +138,11 @@ def test_untruthful_sessions_are_never_completed(pool: Pool) -> None:
         assert record.failure_reason is not None
         assert reason in record.failure_reason
         assert record.attempts == 2
+        assert pool.runs_of(task_id) == 2
+        assert record.status is TaskStatus.FAILED
 
 
+@pytest.mark.faults
 def test_a_session_timeout_stops_the_whole_process_group(pool: Pool) -> None:
     pool.configure('[defaults]\nsession_timeout = "500ms"\nmax_attempts = 1\n')
     pool.start()
@@ -144,8 +151,10 @@ def test_a_session_timeout_stops_the_whole_process_group(pool: Pool) -> None:
     assert record.failure_reason is not None
     assert "timed out" in record.failure_reason
     wait_until(lambda: not pool.session_processes(), 10, "the session group to be gone")
+    assert_groups_empty(_groups_of(pool, task_id))
 
 
+@pytest.mark.faults
 def test_cancel_a_running_task_leaves_no_process_and_cascades(pool: Pool) -> None:
     pool.start()
     running = pool.submit("backend", "fake: child\nfake: ignore-sigterm\nfake: hang")
@@ -158,21 +167,27 @@ def test_cancel_a_running_task_leaves_no_process_and_cascades(pool: Pool) -> Non
     assert pool.wait_status(running, "cancelled").status is TaskStatus.CANCELLED
     assert pool.wait_status(dependant, "cancelled").cascaded_from == running
     wait_until(lambda: not pool.session_processes(), 10, "no session process left")
+    assert_groups_empty(_groups_of(pool, running))
 
 
 def test_cancel_of_queued_work_and_of_unknown_or_finished_tasks(pool: Pool) -> None:
     pool.configure("[defaults]\nmax_concurrent = 1\n")
     pool.start()
-    blocker = pool.submit("backend", "fake: sleep 0.5")
+    # The blocker holds the only slot until it is cancelled, however slow the machine.
+    blocker = pool.submit("backend", "fake: sleep 60")
     queued = pool.submit("backend", "never runs")
+    pool.wait_status(blocker, "active")
     assert pool.cli.run("cancel", queued).code == 0
-    pool.wait_status(blocker, "completed")
     assert pool.wait_status(queued, "cancelled").attempts == 0
+    assert pool.cli.run("cancel", blocker).code == 0
+    pool.wait_status(blocker, "cancelled")
+    quick = pool.submit("backend", "fake: text done")
+    pool.wait_status(quick, "completed")
     assert pool.runs_of(queued) == 0
     unknown = pool.cli.run("cancel", "no-such-task")
     assert unknown.code == 1
     assert "'no-such-task'" in unknown.err
-    finished = pool.cli.run("cancel", blocker)
+    finished = pool.cli.run("cancel", quick)
     assert finished.code == 1
     assert "completed" in finished.err
 
@@ -214,6 +229,7 @@ def test_submit_wait_needs_a_daemon(pool: Pool) -> None:
     assert list(pool.layout.postoffice.glob("*.md")) == []
 
 
+@pytest.mark.faults
 def test_a_session_without_output_is_stopped_as_stalled(pool: Pool) -> None:
     pool.configure('[defaults]\nstall_timeout = "600ms"\nmax_attempts = 1\n')
     pool.start()
@@ -221,6 +237,7 @@ def test_a_session_without_output_is_stopped_as_stalled(pool: Pool) -> None:
     record = pool.wait_status(task_id, "failed")
     assert record.failure_reason == "stalled: no output for 0.6 s"
     wait_until(lambda: not pool.session_processes(), 10, "the stalled group to be gone")
+    assert_groups_empty(_groups_of(pool, task_id))
 
 
 def test_live_session_events_reach_the_daemon_log(pool: Pool) -> None:
@@ -235,3 +252,14 @@ def test_live_session_events_reach_the_daemon_log(pool: Pool) -> None:
         return found if {"session.text", "session.result", "task.completed"} <= found else None
 
     wait_until(kinds, 10, "session events in the daemon log")
+
+
+def _groups_of(pool: Pool, task_id: str) -> set[int]:
+    """The process group of each run of a task, as the fake claude recorded it."""
+    groups = {
+        int(run["pgid"])
+        for run in pool.invocations()
+        if run["env"].get("AGENT_POOL_TASK_ID") == task_id
+    }
+    assert groups, f"no recorded run of {task_id}"
+    return groups

@@ -207,6 +207,7 @@ UPDATE = {
     "authorization",
     [None, "Bearer wrong-token", "Basic token-backend", "Bearer", "token-backend"],
 )
+@pytest.mark.faults
 def test_http_refuses_requests_without_a_valid_token(
     layout: PoolLayout, authorization: str | None
 ) -> None:
@@ -227,6 +228,7 @@ def test_http_refuses_requests_without_a_valid_token(
     assert state.read_bytes() == before
 
 
+@pytest.mark.faults
 def test_a_revoked_token_is_refused_at_once(layout: PoolLayout) -> None:
     tokens = contexts(layout)
 

@@ -25,6 +25,8 @@ Behaviour is scripted by directives in the prompt, one per line, run in order:
     fake: cost USD           total_cost_usd (default 0.0012)
     fake: write PATH TEXT    write TEXT to PATH, relative to the working directory
     fake: respond BODY       post a response mail into $AGENT_POOL_DIR/postoffice
+    fake: mail K=V... -- BODY post any mail into the postoffice, with the header fields
+                             given (a forger's raw write: no tool, no hook)
     fake: handoff NOTE       leave a handoff note, as the signal_handoff tool does
     fake: child              start a grandchild `sleep 1000` in our group, then hang
     fake: crash              abort (SIGABRT, no core file)
@@ -178,6 +180,15 @@ def _record(argv: list[str], prompt: str) -> None:
         os.write(fd, (_json(entry) + "\n").encode())
     finally:
         os.close(fd)
+
+
+def _post_mail(pool: str, message_id: str, text: str) -> None:
+    postoffice = os.path.join(pool, "postoffice")
+    temp = os.path.join(postoffice, f".{message_id}.tmp")
+    with open(temp, "w", encoding="utf-8") as out:
+        out.write(text)
+    # Readers skip dotfiles, so the mail appears whole or not at all.
+    os.rename(temp, os.path.join(postoffice, f"{message_id}.md"))
 
 
 def _directives(prompt: str) -> list[tuple[str, str]]:
@@ -394,15 +405,22 @@ class _Fake:
         ]
         if task:
             header.append(f"in-reply-to: {task}")
-        text = "\n".join([*header, "---", arg]) + "\n"
-        postoffice = os.path.join(pool, "postoffice")
-        temp = os.path.join(postoffice, f".{message_id}.tmp")
-        with open(temp, "w", encoding="utf-8") as out:
-            out.write(text)
-        # Readers skip dotfiles, so the mail appears whole or not at all.
-        os.rename(temp, os.path.join(postoffice, f"{message_id}.md"))
+        _post_mail(pool, message_id, "\n".join([*header, "---", arg]) + "\n")
         # What the real send_response tool leaves for the daemon and the Stop hook.
         _session_marker("responded", message_id)
+        return None
+
+    def do_mail(self, arg: str) -> int | None:
+        pool = os.environ.get("AGENT_POOL_DIR")
+        fields, separator, body = arg.partition(" -- ")
+        pairs = [item.partition("=") for item in fields.split()]
+        if not pool or not separator or any(not key or not eq for key, eq, _ in pairs):
+            sys.stderr.write("fake claude: mail needs AGENT_POOL_DIR and K=V... -- BODY\n")
+            return 2
+        header = {key: value for key, _, value in pairs}
+        message_id = header.pop("id", "") or f"m-{os.getpid()}-{time.monotonic_ns()}"
+        lines = ["---", f"id: {message_id}", *(f"{k}: {v}" for k, v in header.items()), "---"]
+        _post_mail(pool, message_id, "\n".join([*lines, body]) + "\n")
         return None
 
     def do_handoff(self, arg: str) -> None:
