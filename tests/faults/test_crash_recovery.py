@@ -15,15 +15,7 @@ from tests.harness import Pool, wait_until
 
 pytestmark = pytest.mark.faults
 
-RECOVERED_BUG = (
-    "daemon.py Daemon._reconcile_sessions records a session that ended while the daemon "
-    "was down with supervisor.finish_task only: no fallback answer (Supervisor._answer_for), "
-    "no index row and no done-mail move (Supervisor._after_run); in a 200-task run with "
-    "8 kills about 10-15% of the answers are never posted"
-)
 
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=RECOVERED_BUG)
 def test_a_session_that_ended_while_the_daemon_was_down_is_still_answered(pool: Pool) -> None:
     pool.start()
     task_id = pool.post("backend", "fake: sleep 0.3\nfake: text done while down")

@@ -2,9 +2,7 @@
 
 Target: the daemon stays up and answers `status`; the task that cannot write is not
 reported completed (it fails, per the retry policy); nothing else is lost, and work
-resumes once there is room again; no process is left. A test marked xfail(strict)
-pins down a daemon bug found here (its reason says where): once the bug is fixed the
-test passes, which a strict xfail reports as a failure, so the marker goes then.
+resumes once there is room again; no process is left.
 """
 
 from __future__ import annotations
@@ -36,32 +34,6 @@ pytestmark = pytest.mark.faults
 
 SPEW = "fake: spew 1000000\nfake: text spewed"  # four times what the logs folder holds
 
-INDEX_ROW_BUG = (
-    "supervisor.py Supervisor._after_run: append_index_row (session/index.py:100) raises "
-    "OSError (ENOSPC/EROFS) out of _record_end, so _on_change() never wakes the main loop: "
-    "work queued for that expert waits for the next reconcile scan (30 s by default); the "
-    "exception is only printed at exit ('Task exception was never retrieved') and the done "
-    "mail stays in inbox/"
-)
-BOARD_FULL_BUG = (
-    "daemon.py main_loop -> _route -> PostOffice.route_all (postoffice.py:95): "
-    "sqlite3.OperationalError 'database or disk is full' at COMMIT (board/store.py:146) is "
-    "not caught: the daemon exits with a traceback on stderr and no event saying why; "
-    "under a service manager it crash-loops (each start dies at the lock file or at the "
-    "first routing pass)"
-)
-EVENT_LOG_BUG = (
-    "daemon/events.py _RotatingLog.write (new: one os.write per line instead of the logging "
-    "module, which swallowed write errors): an ENOSPC on daemon.log is raised out of "
-    "EventLog.emit into whatever emitted the event, so the daemon dies with a traceback at "
-    "its next event (at start-up: the 'daemon.started' event)"
-)
-START_FULL_BUG = (
-    "daemon/lock.py:39 DaemonLock.acquire: os.write of the pid raises OSError ENOSPC, "
-    "which is not an AgentPoolError, so `agent-pool start` dies with a traceback instead "
-    "of one line"
-)
-
 
 def test_a_full_logs_folder_fails_that_task_and_loses_nothing_else(
     mounts: Mounts, pool: Pool
@@ -87,7 +59,6 @@ def test_a_full_logs_folder_fails_that_task_and_loses_nothing_else(
     assert pool.wait_status(task_id, "completed", timeout=30).result == "spewed"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=INDEX_ROW_BUG)
 def test_work_queued_behind_a_run_that_hit_a_full_disk_starts_at_once(
     mounts: Mounts, pool: Pool
 ) -> None:
@@ -106,7 +77,6 @@ def test_work_queued_behind_a_run_that_hit_a_full_disk_starts_at_once(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=BOARD_FULL_BUG)
 def test_a_full_disk_under_the_board_keeps_the_daemon_up_and_loses_no_mail(
     mounts: Mounts, pool: Pool, tmp_path: Path
 ) -> None:
@@ -135,7 +105,6 @@ def test_a_full_disk_under_the_board_keeps_the_daemon_up_and_loses_no_mail(
     daemon_alive(pool)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=EVENT_LOG_BUG)
 def test_a_daemon_log_that_cannot_grow_stops_no_work(
     mounts: Mounts, pool: Pool, tmp_path: Path
 ) -> None:
@@ -160,7 +129,6 @@ def test_a_daemon_log_that_cannot_grow_stops_no_work(
     assert pool.status()["state"] == "running"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=START_FULL_BUG)
 def test_starting_on_a_full_disk_fails_with_one_clear_line(
     mounts: Mounts, pool: Pool, tmp_path: Path
 ) -> None:

@@ -35,24 +35,6 @@ pytestmark = pytest.mark.faults
 # A short periodic scan, so mail that waited is picked up soon after the folder heals.
 RESCAN = '[daemon]\nreconcile_interval = "1s"\n'
 
-INBOX_BUG = (
-    "postoffice.py PostOffice._deliver: os.link into the inbox raises PermissionError (EXDEV "
-    "for an inbox on another mount), uncaught after the board commit in route_all: the "
-    "daemon exits with a traceback; the pass's mail to other experts stays in the "
-    "postoffice, and every restart dies on the same mail (the board already holds it)"
-)
-DEAD_LETTER_BUG = (
-    "postoffice.py PostOffice.dead_letter: path.rename into dead-letter/ raises "
-    "PermissionError, uncaught inside route_all's board transaction: the daemon exits "
-    "with a traceback (good mail in the same pass is rolled back, not lost) and every "
-    "restart dies on the same file"
-)
-LOGS_BUG = (
-    "supervisor.py Supervisor.spawn -> _record_end -> _after_run -> append_index_row: "
-    "the start failure itself is recorded well ('cannot open <logs>/<id>.jsonl: Read-only "
-    "file system'), but writing the index row into the same folder raises OSError, which "
-    "escapes spawn into the main loop: the daemon exits with a traceback"
-)
 POSTOFFICE_BUG = (
     "supervisor.py Supervisor._answer_for/_post: when the postoffice refuses the fallback "
     "answer, the error is reported (daemon.error) but the answer is dropped for good: the "
@@ -60,7 +42,6 @@ POSTOFFICE_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=INBOX_BUG)
 def test_an_unwritable_inbox_is_reported_and_its_mail_waits(mounts: Mounts, pool: Pool) -> None:
     pool.configure(RESCAN)
     inbox = pool.layout.inbox("backend")
@@ -78,7 +59,6 @@ def test_an_unwritable_inbox_is_reported_and_its_mail_waits(mounts: Mounts, pool
     wait_until(done_mail.is_file, 10, "the mail delivered, then filed as done")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=DEAD_LETTER_BUG)
 def test_an_unwritable_dead_letter_folder_is_reported_and_the_bad_mail_waits(
     mounts: Mounts, pool: Pool
 ) -> None:
@@ -99,7 +79,6 @@ def test_an_unwritable_dead_letter_folder_is_reported_and_the_bad_mail_waits(
     daemon_alive(pool)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=LOGS_BUG)
 def test_a_read_only_logs_folder_fails_that_task_with_a_clear_reason(
     mounts: Mounts, pool: Pool
 ) -> None:

@@ -135,6 +135,7 @@ class EventStream:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
+        self._file.close()
         self._sock.close()
 
     def __enter__(self) -> EventStream:

@@ -47,6 +47,8 @@ from agent_pool.session.stream import read_result_event
 
 # When the watcher is dead, scan this often instead of waiting for the reconcile period.
 FALLBACK_POLL = 1.0
+# After the board refused a write (full disk), try again this much later.
+BOARD_RETRY_SECONDS = 5.0
 
 
 class Daemon:
@@ -169,9 +171,17 @@ class Daemon:
         while not self.should_exit:
             self._wake.clear()
             now = self.clock()
-            if self._mail_hint or now >= self._next_reconcile:
-                self._route(now)
-            await self._schedule()
+            try:
+                if self._mail_hint or now >= self._next_reconcile:
+                    self._route(now)
+                await self._schedule()
+            except sqlite3.OperationalError as exc:
+                # A full disk or an unwritable board: nothing was committed (SQLite rolls
+                # back), the mail stays in the postoffice. Say so and try again later
+                # instead of dying and crash-looping under a service manager.
+                self.events.emit("daemon.error", now, error=f"task board: {exc}")
+                self._mail_hint = False
+                self._next_reconcile = now + BOARD_RETRY_SECONDS
             if self.should_exit:
                 break
             if now >= self._next_upkeep and self._upkeep is None:
@@ -409,7 +419,7 @@ class Daemon:
                 continue
             # It ended while no daemon watched: its exit code is lost, its log is not.
             self.events.emit("task.recovered", now, id=task.id)
-            self.supervisor.finish_task(task, judge_log(log_path, None, None))
+            self.supervisor.recover(task, judge_log(log_path, None, None))
 
     # -- control -------------------------------------------------------------------
 

@@ -108,18 +108,29 @@ class _RotatingLog:
         self._backups = backups
         self._fd = self._open()
         self._size = os.fstat(self._fd).st_size
+        self.lost = 0  # lines that could not be written
 
     def _open(self) -> int:
         return os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def write(self, line: bytes) -> None:
-        if self._size and self._size + len(line) > self.max_bytes:
-            self._rotate()
-        os.write(self._fd, line)
-        self._size += len(line)
+        """Append one line; a log that cannot grow (full disk) never stops the daemon:
+        the line is counted as lost and still reaches subscribers."""
+        try:
+            if self._fd < 0:
+                self._fd = self._open()
+                self._size = os.fstat(self._fd).st_size
+            if self._size and self._size + len(line) > self.max_bytes:
+                self._rotate()
+            written = os.write(self._fd, line)
+        except OSError:
+            self.lost += 1
+            return
+        self._size += written
 
     def _rotate(self) -> None:
         os.close(self._fd)
+        self._fd = -1  # if reopening fails below, writes fail (and are counted) until it works
         for number in range(self._backups - 1, 0, -1):
             older = self._path.with_name(f"{self._path.name}.{number}")
             with contextlib.suppress(FileNotFoundError):
@@ -130,7 +141,8 @@ class _RotatingLog:
         self._size = 0
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
 
 
 class EventLog:

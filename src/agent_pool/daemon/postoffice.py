@@ -13,11 +13,12 @@ import errno
 import hashlib
 import os
 import stat
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent_pool.board import DependencyCycleError, RecordOutcome, TaskBoard
+from agent_pool.board import TERMINAL, DependencyCycleError, RecordOutcome, TaskBoard
 from agent_pool.errors import MailError
 from agent_pool.fsutil import fsync_dir, write_file_atomic
 from agent_pool.mail import Message, MessageType, compose_mail, parse_mail
@@ -29,6 +30,7 @@ from agent_pool.pool.registry import PoolRegistry
 Emit = Callable[..., object]
 
 NOTICES_DIR = "notices"  # inbox/notices/: notify mail, shown in the agent's next prompt
+READ_DIR = "read"  # inbox/read/ (and notices/read/): mail whose task has ended
 # Mail that does not parse but was written this recently may still be being written by
 # a writer that does not post atomically (`cat > postoffice/x.md`): look again later
 # instead of dead-lettering half a message.
@@ -55,6 +57,7 @@ class _Pending:
     message: Message
     action: Action
     duplicate: bool  # an identical re-post: finish any interrupted move, report nothing new
+    finished: bool = False  # a re-post of a task that already ended: file it as read
     inbox: Path | None = None  # where it was linked (set by `_deliver`)
 
 
@@ -129,10 +132,15 @@ class PostOffice:
             self.dead_letter(path, problem, now, report, message.id)
             return None
         duplicate = outcome is RecordOutcome.IDENTICAL
+        finished = False
         if duplicate:
             report.duplicates += 1
             self._emit("mail.duplicate", now, id=message.id, file=path.name)
-        return _Pending(path, message, decision.action, duplicate)
+            # A task can run (its body is on the board) while its inbox could not take
+            # the file; once delivered late, a finished one is filed as done at once.
+            record = self._board.get(message.id)
+            finished = record is not None and record.status in TERMINAL
+        return _Pending(path, message, decision.action, duplicate, finished=finished)
 
     def _parse_or_reject(self, path: Path, now: float, report: RouteReport) -> Message | None:
         try:
@@ -176,12 +184,23 @@ class PostOffice:
             # Notices get their own folder: building a prompt lists only them, not the
             # whole queue of task mail (which made every spawn cost O(queue length)).
             inbox = inbox / NOTICES_DIR
-        inbox.mkdir(parents=True, exist_ok=True)
+        if item.finished:
+            inbox = inbox / READ_DIR
         try:
+            inbox.mkdir(parents=True, exist_ok=True)
             os.link(item.path, inbox / f"{message.id}.md")
         except FileExistsError:
             pass  # delivered before a crash; the board says it is the same message
         except FileNotFoundError:
+            return False
+        except OSError as exc:
+            # Unwritable or full inbox: the mail stays in the postoffice (the board
+            # knows it, so the next pass finishes the move) and the daemon goes on.
+            self._emit(
+                "daemon.error",
+                time.time(),
+                error=f"cannot deliver {item.path.name} into {inbox}: {exc.strerror or exc}",
+            )
             return False
         item.inbox = inbox
         return True
@@ -219,16 +238,32 @@ class PostOffice:
     ) -> None:
         """Move `path` into dead-letter/ beside a `.reason` file; never overwrite one."""
         folder = self._layout.dead_letter
-        folder.mkdir(parents=True, exist_ok=True)
         base = message_id if message_id and is_valid_message_id(message_id) else path.name
-        target = _free_name(folder, base)
+        one_line = " ".join(reason.split())
         try:
+            folder.mkdir(parents=True, exist_ok=True)
+            target = _free_name(folder, base)
             path.rename(target)
         except FileNotFoundError:
             return
-        one_line = " ".join(reason.split())
-        write_file_atomic(_reason_of(target), (one_line + "\n").encode())
-        fsync_dir(folder)
+        except OSError as exc:
+            # The mail stays where it is, to be dead-lettered once the folder takes it.
+            self._emit(
+                "daemon.error",
+                now,
+                error=f"cannot move {path.name} into {folder}: {exc.strerror or exc} "
+                f"(it would be dead-lettered: {one_line})",
+            )
+            return
+        try:
+            write_file_atomic(_reason_of(target), (one_line + "\n").encode())
+            fsync_dir(folder)
+        except OSError as exc:
+            self._emit(
+                "daemon.error",
+                now,
+                error=f"cannot write the reason for {target.name}: {exc.strerror or exc}",
+            )
         report.dead_letters += 1
         self._emit("mail.dead_letter", now, file=path.name, moved_to=target.name, reason=one_line)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from agent_pool.board import TERMINAL, SessionResult, TaskBoard, TaskRecord, TaskStatus
-from agent_pool.config import PoolConfig
+from agent_pool.config import EffectiveAgentSettings, PoolConfig
 from agent_pool.daemon.events import EventLog
 from agent_pool.daemon.postoffice import NOTICES_DIR
 from agent_pool.daemon.session_tools import SessionTools, read_markers, session_dir_name
@@ -110,40 +110,16 @@ class Supervisor:
         config = self._config()
         folder = self._folder_of(task.to)
         logs = folder / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
         log_path = logs / f"{task.id}.jsonl"
-        _keep_previous_attempt(log_path, task.attempts)
         now = self._clock()
         active = self._board.mark_active(task.id, now, str(log_path))
         entry = Running(task=active, log_path=log_path)
         self.running[task.id] = entry
         self._events.emit("task.started", now, id=task.id, to=task.to, attempt=active.attempts)
-        prompt = self._prompt_for(active, folder, config, entry)
-        entry.session_dir = self._layout.sessions_dir / session_dir_name(active)
-        entry.session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # The exact prompt, for an operator looking at a running session.
-        (entry.session_dir / "prompt.md").write_text(prompt, encoding="utf-8")
-        files = self._tools.prepare(active, entry.session_dir, config)
-        entry.token = files.token
-        settings = files.settings
-        env = self._session_env(task, config)
-        env["AGENT_POOL_SESSION_DIR"] = str(entry.session_dir)
-        spec = SessionSpec(
-            task_id=task.id,
-            argv=build_argv(
-                config.runner.claude_bin,
-                settings,
-                mcp_config=files.mcp_config,
-                hook_settings=files.hook_settings,
-            ),
-            cwd=config.project_dir,
-            env=env,
-            stdin=prompt.encode("utf-8"),
-            log_path=log_path,
-            stderr_path=logs / f"{task.id}.stderr.log",
-        )
         try:
-            session = await self._runner.start(spec)
+            # Everything from here can meet a full disk or an unwritable folder: that
+            # fails this attempt with the reason (and the retry policy), never the daemon.
+            session, settings = await self._start_session(entry, active, folder, config)
         except (AgentPoolError, OSError) as exc:
             self._record_end(entry, SessionResult(success=False, exit_code=None, reason=str(exc)))
             return
@@ -152,6 +128,46 @@ class Supervisor:
         self._board.record_process(task.id, identity.pid, identity.pgid, identity.start_time)
         timeout = settings.timeout.total_seconds() if settings.timeout else None
         entry.watcher = asyncio.create_task(self._supervise(entry, timeout))
+
+    async def _start_session(
+        self, entry: Running, active: TaskRecord, folder: Path, config: PoolConfig
+    ) -> tuple[RunningSession, EffectiveAgentSettings]:
+        """Write what the session needs (prompt, tools, hooks) and start it."""
+        logs = entry.log_path.parent
+        logs.mkdir(parents=True, exist_ok=True)
+        _keep_previous_attempt(entry.log_path, active.attempts - 1)
+        prompt = self._prompt_for(active, folder, config, entry)
+        entry.session_dir = self._layout.sessions_dir / session_dir_name(active)
+        entry.session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The exact prompt, for an operator looking at a running session.
+        (entry.session_dir / "prompt.md").write_text(prompt, encoding="utf-8")
+        files = self._tools.prepare(active, entry.session_dir, config)
+        entry.token = files.token
+        env = self._session_env(active, config)
+        env["AGENT_POOL_SESSION_DIR"] = str(entry.session_dir)
+        spec = SessionSpec(
+            task_id=active.id,
+            argv=build_argv(
+                config.runner.claude_bin,
+                files.settings,
+                mcp_config=files.mcp_config,
+                hook_settings=files.hook_settings,
+            ),
+            cwd=config.project_dir,
+            env=env,
+            stdin=prompt.encode("utf-8"),
+            log_path=entry.log_path,
+            stderr_path=logs / f"{active.id}.stderr.log",
+        )
+        return await self._runner.start(spec), files.settings
+
+    def recover(self, task: TaskRecord, result: SessionResult) -> None:
+        """Record a session that ended while no daemon watched, with the same
+        bookkeeping as any other end: markers read, the requester answered if the
+        session did not, the index row written and the task mail filed."""
+        entry = Running(task=task, log_path=Path(task.log_path or ""))
+        entry.session_dir = self._layout.sessions_dir / session_dir_name(task)
+        self._record_end(entry, result)
 
     def adopt(self, task: TaskRecord, identity: ProcessIdentity) -> None:
         """Follow a session started by an earlier daemon (it kept running while we were down)."""
@@ -292,8 +308,16 @@ class Supervisor:
             after = self.finish_task(task, result)
             if result.success and not markers.responded:
                 self._answer_for(task, result)
-        self._after_run(entry, after, result)
-        self._on_change()
+        try:
+            self._after_run(entry, after, result)
+        except OSError as exc:
+            # The board already holds the outcome; only the bookkeeping files failed
+            # (a full or read-only logs/ or inbox/). Say so, and keep scheduling.
+            self._events.emit(
+                "daemon.error", self._clock(), error=f"bookkeeping of {task.id}: {exc}"
+            )
+        finally:
+            self._on_change()
 
     def _hand_off(self, task: TaskRecord, note: str, usage: SessionResult) -> TaskRecord:
         """The session asked for a fresh one: re-deliver the task with its note.
