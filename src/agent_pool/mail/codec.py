@@ -147,16 +147,24 @@ def _read_header(header: str, source: str | None) -> dict[str, Node]:
 def _check_nesting(header: str, source: str | None) -> None:
     if sum(header.count(char) for char in _NESTING_INDICATORS) <= _MAX_NESTING:
         return
+    too_deep = MailError(f"header is nested too deeply (over {_MAX_NESTING} levels)", source)
     depth = 0
     # Parsing is lazy and stops at the first level too deep: libyaml takes time
     # quadratic in the depth, so reading a whole 1 MiB bracket bomb would hang.
-    for event in yaml.parse(header, Loader=_LOADER):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > _MAX_NESTING:
-                raise MailError(f"header is nested too deeply (over {_MAX_NESTING} levels)", source)
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
+    try:
+        for event in yaml.parse(header, Loader=_LOADER):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > _MAX_NESTING:
+                    raise too_deep
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        # Newer libyaml releases (PyYAML 6.0.4) stop deep nesting themselves, while
+        # scanning ahead; say it the same way whichever release is installed.
+        if "nesting depth" in str(exc):
+            raise too_deep from None
+        # Any other problem is reported by the full parse that follows, with its line.
 
 
 def _describe(exc: yaml.MarkedYAMLError) -> str:
