@@ -60,10 +60,7 @@ def request(path: Path, op: str, timeout: float = 10.0, **args: Any) -> Any:
         raise DaemonNotRunningError(path) from exc
     finally:
         sock.close()
-    frame = protocol.decode(bytes(buffer))
-    if not frame.get("ok"):
-        raise ControlError(str(frame.get("error", "unknown error")), int(frame.get("code", 1)))
-    return frame.get("data")
+    return _answer_data(protocol.decode(bytes(buffer)), op)
 
 
 class DaemonStartError(AgentPoolError):
@@ -110,7 +107,7 @@ class EventStream:
             args: dict[str, Any] = {} if since is None else {"since": since}
             self._sock.sendall(protocol.encode({"op": "subscribe", **args}))
             self._file = self._sock.makefile("rb")
-            self.hello: dict[str, Any] = _answer_data(self._read_frame()) or {}
+            self.hello: dict[str, Any] = _answer_data(self._read_frame(), "subscribe") or {}
             self._sock.settimeout(None)  # events come when they come
         except BaseException:
             self._sock.close()
@@ -145,9 +142,10 @@ class EventStream:
         self.close()
 
 
-def _answer_data(frame: dict[str, Any] | None) -> Any:
+def _answer_data(frame: dict[str, Any] | None, op: str) -> Any:
+    """The data of an answer frame, or the daemon's error raised as ours."""
     if frame is None:
-        raise AgentPoolError("the daemon closed the connection during 'subscribe'")
+        raise AgentPoolError(f"the daemon closed the connection during {op!r}")
     if not frame.get("ok"):
         raise ControlError(str(frame.get("error", "unknown error")), int(frame.get("code", 1)))
     return frame.get("data")

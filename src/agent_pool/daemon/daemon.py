@@ -23,11 +23,7 @@ from typing import Any
 from agent_pool.board import CancelOutcome, TaskBoard, TaskStatus
 from agent_pool.config import PoolConfig, load_config
 from agent_pool.control.server import ControlServer, Stream
-from agent_pool.daemon.dead_letters import (
-    count_dead_letters,
-    recent_dead_letters,
-    redeliver_for,
-)
+from agent_pool.daemon.dead_letters import dead_letter_summary, redeliver_for
 from agent_pool.daemon.events import EventLog
 from agent_pool.daemon.housekeeping import run_upkeep
 from agent_pool.daemon.lock import DaemonLock
@@ -508,6 +504,7 @@ class Daemon:
                 }
             )
         counts = self.board.counts()
+        dead_count, dead_recent = dead_letter_summary(self.layout)
         blocked = [
             {"id": task.id, "to": task.to, "waits_on": dict(self.board.waits_on(task.id))}
             for task in self.board.list_tasks(status=TaskStatus.BLOCKED, limit=50)
@@ -529,8 +526,8 @@ class Daemon:
                 for task in self.board.needs_attention()
             ],
             "approvals": [],
-            "dead_letters": count_dead_letters(self.layout),
-            "dead_letter_recent": [letter.to_json() for letter in recent_dead_letters(self.layout)],
+            "dead_letters": dead_count,
+            "dead_letter_recent": [letter.to_json() for letter in dead_recent],
             "cost_usd": round(self.board.total_cost(), 6),
             "cost_today_usd": round(self.board.cost_today(), 6),
             "tokens": {

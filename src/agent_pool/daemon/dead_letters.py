@@ -30,18 +30,12 @@ class DeadLetter:
         return {"file": self.file, "reason": self.reason, "time": round(self.mtime, 3)}
 
 
-def count_dead_letters(layout: PoolLayout) -> int:
-    try:
-        return sum(
-            1 for entry in os.scandir(layout.dead_letter) if not entry.name.endswith(REASON_SUFFIX)
-        )
-    except FileNotFoundError:
-        return 0
-
-
-def recent_dead_letters(layout: PoolLayout, limit: int = 20) -> list[DeadLetter]:
-    """The newest `limit` dead letters with their reasons, newest first."""
-    return sorted(_all(layout), key=lambda letter: letter.mtime, reverse=True)[:limit]
+def dead_letter_summary(layout: PoolLayout, limit: int = 20) -> tuple[int, list[DeadLetter]]:
+    """How many dead letters there are, and the newest `limit` with their reasons: one
+    listing, and reason files read only for the ones shown (status calls this often)."""
+    entries = _entries(layout)
+    newest = sorted(entries, key=lambda entry: entry[1], reverse=True)[:limit]
+    return len(entries), [_letter(layout, name, mtime) for name, mtime in newest]
 
 
 def unknown_name_prefixes(name: str) -> tuple[str, str]:
@@ -71,7 +65,12 @@ def redeliver_for(layout: PoolLayout, names: Iterable[str]) -> list[DeadLetter]:
 
 
 def _all(layout: PoolLayout) -> list[DeadLetter]:
-    letters = []
+    return [_letter(layout, name, mtime) for name, mtime in _entries(layout)]
+
+
+def _entries(layout: PoolLayout) -> list[tuple[str, float]]:
+    """(name, mtime) of every dead letter, reason files and temp files left out."""
+    found = []
     try:
         entries = list(os.scandir(layout.dead_letter))
     except FileNotFoundError:
@@ -80,11 +79,14 @@ def _all(layout: PoolLayout) -> list[DeadLetter]:
         if entry.name.endswith(REASON_SUFFIX) or entry.name.startswith("."):
             continue
         try:
-            mtime = entry.stat(follow_symlinks=False).st_mtime
+            found.append((entry.name, entry.stat(follow_symlinks=False).st_mtime))
         except FileNotFoundError:
             continue
-        letters.append(DeadLetter(entry.name, _reason(layout.dead_letter, entry.name), mtime))
-    return letters
+    return found
+
+
+def _letter(layout: PoolLayout, name: str, mtime: float) -> DeadLetter:
+    return DeadLetter(name, _reason(layout.dead_letter, name), mtime)
 
 
 def _reason(folder: Path, name: str) -> str:
