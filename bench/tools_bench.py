@@ -32,7 +32,10 @@ from agent_pool.pool.create import init_pool
 from agent_pool.pool.layout import HomeLayout, PoolLayout
 from agent_pool.pool.registry import scan_registry
 from agent_pool.tools.context import ToolBudgets, agent_context
+from agent_pool.tools.endpoint import tools_url
+from agent_pool.tools.grants import SessionGrant, write_grant
 from agent_pool.tools.http import build_http_app, serve_http
+from agent_pool.tools.server_process import ToolsProcess
 
 EXPERT = "backend"
 TOKEN = "bench-token"  # noqa: S105  # a throwaway token for a local server
@@ -144,10 +147,6 @@ async def median_ms(measure: Callable[[], Awaitable[None]], runs: int) -> float:
 async def child_ready_ms(layout: PoolLayout, home: Path, runs: int) -> float:
     """Against the real tools process the daemon runs: a fresh MCP client with a
     session's grant → initialize + `read_state` answered, median in ms."""
-    from agent_pool.tools.endpoint import tools_url  # noqa: PLC0415
-    from agent_pool.tools.grants import SessionGrant, write_grant  # noqa: PLC0415
-    from agent_pool.tools.server_process import ToolsProcess  # noqa: PLC0415
-
     registry = scan_registry(layout, declared_experts=[], shared_experts=[])
     ctx = agent_context(
         layout, HomeLayout(home), registry, EXPERT, budgets=ToolBudgets(), task_id=None
